@@ -1,0 +1,247 @@
+"""``sheettool check``: read one returned workbook back into a record, with findings.
+
+Every field is found through the workbook's defined names (so a renamed
+sheet or moved cell is still read), falling back to the layout spec. Cached
+formula results are never trusted: 決算額 and 人件費計 are recomputed from
+the inputs with the shared formula definitions (formulas.py). The checks run
+in sequence and each adds findings pointing at its sheet and cell:
+
+1. file safety (filesafety.py) — unreadable files stop here (exit code 2)
+2. identity: _meta, template version, fiscal year, project number (tamper.py)
+3. every field read and normalised (normalize.py)
+4. formulas present and unchanged, locked content unchanged (tamper.py)
+5. the record schema, then cross-field rules (rules.py)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import findings, recordpath, schema
+from . import meta as meta_mod
+from .fieldtypes import field_type
+from .filesafety import UnreadableFile, open_package
+from .findings import Finding
+from .formulas import FORMULAS
+from .layout import Layout, Placed, Placement
+from .normalize import Reading, read_value
+from .records import canonical
+from .submission import CheckResult
+from .xlsxread import Book, RawCell, SheetData, split_ref
+
+
+@dataclass
+class Context:
+    """Everything the checks share about one workbook being read."""
+
+    file: str
+    book: Book
+    layout: Layout
+    placement: Placement
+    sheet_name: str
+    data: SheetData
+    meta: dict[str, Any]
+    addresses: dict[str, str] = field(default_factory=dict)  # placed name → cell actually used
+    readings: dict[str, Reading] = field(default_factory=dict)  # field path → reading
+    record: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    def cell(self, placed: Placed) -> str:
+        return self.addresses.get(placed.name, placed.cell)
+
+    def raw(self, placed: Placed) -> RawCell | None:
+        return self.data.cells.get(self.cell(placed))
+
+    def value(self, placed: Placed) -> Any:
+        return self.book.value(self.raw(placed))
+
+    def rate(self, path: str) -> Any:
+        """A rate cell's value: as recorded at generation (tampering is reported separately)."""
+        placed = self.placement.computed.get(path)
+        if placed is None:
+            return None
+        locked = self.meta.get("locked_values")
+        if isinstance(locked, dict) and placed.name in locked:
+            return locked[placed.name]
+        value = self.value(placed)
+        return value if isinstance(value, float) else None
+
+    def add(self, code: str, placed: Placed | None = None, **params: Any) -> None:
+        cell = self.cell(placed) if placed is not None else params.pop("cell", None)
+        path = placed.path if placed is not None and placed.kind == "field" else params.pop("field", None)
+        if placed is not None and "label" not in params:
+            params["label"] = label_of(placed)
+        self.findings.append(findings.make(code, sheet=self.sheet_name, cell=cell, field=path, **params))
+
+
+def label_of(placed: Placed) -> str:
+    if placed.kind == "field":
+        return schema.field_label(placed.path)
+    if placed.path.startswith("evaluation_text."):
+        return schema.field_label("evaluation." + placed.path.split(".", 1)[1]) + "の文"
+    return placed.path
+
+
+def check_file(path: str | Path, *, display_name: str | None = None) -> CheckResult:
+    """Read and check one returned workbook; never raises for a bad file."""
+    path = Path(path)
+    name = display_name or path.name
+    try:
+        pkg = open_package(path)
+        book = Book(pkg)
+    except UnreadableFile as e:
+        return CheckResult(name, None, [e.finding], readable=False)
+    except OSError as e:
+        return CheckResult(name, None, [findings.make("F100", file=name, detail=e.strerror or str(e))],
+                           readable=False)
+    result = CheckResult(name, None, list(pkg.warnings))
+    try:
+        _check_book(book, name, result)
+    except UnreadableFile as e:  # a part that fails to parse once we get to it
+        return CheckResult(name, None, [*result.findings, e.finding], readable=False)
+    return result
+
+
+def _check_book(book: Book, name: str, result: CheckResult) -> None:
+    from . import rules, tamper
+
+    meta = _read_meta(book)
+    result.meta = meta
+    if not meta:
+        result.findings.append(findings.make("T201", file=name))
+    lay, template_findings = tamper.template_of(meta)
+    result.findings.extend(template_findings)
+    sheet = _main_sheet(book, lay)
+    if sheet is None:
+        result.findings.append(findings.make("T220"))
+        return
+    data = book.read_sheet(sheet)
+    fy = _fiscal_year(book, data, lay, meta)
+    if fy is None:
+        result.findings.append(findings.make("T220"))
+        return
+    ctx = Context(name, book, lay, lay.place(fy), sheet.name, data, meta)
+    _resolve_addresses(ctx)
+    if not meta and not any(n.startswith("f_") for n in book.names):
+        return  # some other workbook: nothing here is ours to read
+    tamper.check_structure(ctx)
+    _read_fields(ctx)
+    tamper.check_formulas(ctx)
+    tamper.check_locked(ctx)
+    record = canonical(ctx.record)
+    for problem in schema.validate_record(record):
+        placed = ctx.placement.fields.get(problem.path)
+        ctx.add("S401", placed, cell=None, field=problem.path or None, label=problem.label,
+                problem=problem.problem)
+    rules.run(ctx, record)
+    result.record = record
+    result.findings.extend(ctx.findings)
+
+
+def _read_meta(book: Book) -> dict[str, Any]:
+    sheet = book.sheet(meta_mod.SHEET)
+    if sheet is None:
+        return {}
+    data = book.read_sheet(sheet)
+    rows: dict[str, Any] = {}
+    for ref, cell in data.cells.items():
+        if ref[:1] == "A" and ref[1:].isdigit():
+            key = book.value(cell)
+            if isinstance(key, str):
+                rows[key] = book.value(data.cells.get("B" + ref[1:]))
+    return meta_mod.parse(rows)
+
+
+def _main_sheet(book: Book, lay: Layout):
+    target = book.names.get("f_project_no")
+    if target:
+        sheet_name, _ = split_ref(target)
+        found = book.sheet(sheet_name) if sheet_name else None
+        if found:
+            return found
+    return book.sheet(lay.sheet_name) or next(
+        (s for s in book.sheets if s.state == "visible" and not s.name.startswith("_")), None)
+
+
+def _fiscal_year(book: Book, data: SheetData, lay: Layout, meta: dict[str, Any]) -> int | None:
+    fy = meta.get("fiscal_year")
+    if isinstance(fy, int):
+        return fy
+    target = book.names.get("f_fiscal_year")
+    cell = split_ref(target)[1] if target else None
+    if cell is None:
+        probe = lay.place(2000).fields.get("fiscal_year")
+        cell = probe.cell if probe else None
+    value = book.value(data.cells.get(cell)) if cell else None
+    return int(value) if isinstance(value, float) and value.is_integer() else None
+
+
+def _resolve_addresses(ctx: Context) -> None:
+    """Where each item really is: its defined name if it points into the main sheet."""
+    for placed in ctx.placement.items:
+        if placed.kind not in ("field", "computed"):
+            continue
+        target = ctx.book.names.get(placed.name)
+        if target:
+            sheet, cell = split_ref(target)
+            if sheet in (None, ctx.sheet_name) and cell:
+                ctx.addresses[placed.name] = cell
+                continue
+        if ctx.meta:
+            ctx.add("T219", placed, name=placed.name, cell=placed.cell)
+
+
+def _read_fields(ctx: Context) -> None:
+    for placed in ctx.placement.fields.values():
+        if placed.formula:
+            continue  # computed from inputs in tamper.check_formulas
+        ftype = field_type(placed.path, placed.format)
+        raw = ctx.value(placed)
+        reading = read_value(raw, ftype)
+        ctx.readings[placed.path] = reading
+        if reading.problem:
+            ctx.add("V302", placed, problem=reading.problem, hint=_hint(ftype))
+            continue
+        if reading.changes:
+            ctx.add("V301", placed, raw=_show(raw), value=_show(reading.value),
+                    changes="、".join(reading.changes))
+        if reading.value is not None:
+            recordpath.set_(ctx.record, placed.path, reading.value)
+
+
+def recompute(ctx: Context, placed: Placed) -> Any:
+    """The value of a formula cell computed from the (normalised) inputs of this workbook."""
+    formula = FORMULAS[placed.formula]
+    bound = formula.bind(placed.year, placed.formula_args)
+    env: dict[str, Any] = {}
+    for arg, path in bound.items():
+        if path.startswith("rates."):
+            env[arg] = ctx.rate(path)
+        else:
+            reading = ctx.readings.get(path)
+            env[arg] = "-" if reading is not None and reading.dash else (reading.value if reading else None)
+    if "table" in placed.formula_args:
+        env["table:sentence"] = ctx.layout.sentences[placed.formula_args["table"]]
+    return formula.compute(env)
+
+
+def _hint(ftype) -> str:
+    if ftype.kind in ("integer", "number"):
+        lo, hi = ftype.minimum, ftype.maximum
+        what = "整数" if ftype.kind == "integer" else "数値"
+        return f"半角の{what}（{_show(lo)}～{_show(hi)}）で入力してください。"
+    if ftype.kind in ("enum", "yesno", "sdg", "score"):
+        return "一覧から選んでください。"
+    return "入力し直してください。"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "（空欄）"
+    if isinstance(value, float):
+        return f"{int(value):,}" if value.is_integer() else repr(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)

@@ -1,0 +1,168 @@
+"""Command line: ``sheettool generate | check | collect | rollforward | import-text``.
+
+Exit codes (CONTRACT §4): 0 success, 1 finished but the input has errors,
+2 bad usage or a file that cannot be read. Bad input never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .findings import Finding
+
+EXIT_OK, EXIT_FINDINGS, EXIT_UNREADABLE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad usage or an unreadable input; printed as is, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print English usage and exit 2
+        self.print_usage(sys.stderr)
+        raise UsageError(f"コマンドの指定が正しくありません: {message}")
+
+
+def _print_findings(found: list[Finding], stream=None) -> None:
+    stream = stream or sys.stderr
+    for f in found:
+        tag = "エラー" if f.is_error else "注意"
+        print(f"{tag} [{f.code}] {f.message}", file=stream)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from . import records
+    from .generate import generate
+    from .layout import LayoutError
+    from .rates import Rates, RatesError
+
+    try:
+        items = records.load(args.records)
+        rates = Rates.load(args.rates) if args.rates else None
+        result = generate(items, args.out, template=args.template, rates=rates, password=args.password,
+                          jobs=args.jobs)
+    except (records.RecordsError, RatesError, LayoutError) as e:
+        raise UsageError(str(e)) from None
+    _print_findings(result.findings)
+    print(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。"
+          + (f" {result.failed}件は作成できませんでした。" if result.failed else ""))
+    return EXIT_FINDINGS if result.failed or any(f.is_error for f in result.findings) else EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from .check import check_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"ファイルが見つかりません: {path}")
+    result = check_file(path)
+    if args.annotate:
+        from .annotate import AnnotateError, annotate
+
+        try:
+            annotate(path, result, Path(args.annotate))
+        except AnnotateError as e:
+            result.findings.append(e.finding)
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    else:
+        _print_check(result)
+    if not result.readable:
+        return EXIT_UNREADABLE
+    return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
+def _print_check(result) -> None:
+    errors = sum(f.is_error for f in result.findings)
+    warnings = len(result.findings) - errors
+    print(f"ファイル: {result.file}")
+    if not result.readable:
+        print("結果: 読み取れません")
+    elif result.ok:
+        print(f"結果: 受理できます（注意 {warnings}件）")
+    else:
+        print(f"結果: 修正が必要です（エラー {errors}件、注意 {warnings}件）")
+    for f in sorted(result.findings, key=lambda f: (not f.is_error,)):
+        where = f"{f.sheet}!{f.cell} " if f.sheet and f.cell else (f"{f.sheet} " if f.sheet else "")
+        print(f"  {'エラー' if f.is_error else '注意'} [{f.code}] {where}{f.message}")
+
+
+def cmd_import_text(args: argparse.Namespace) -> int:
+    from . import records
+    from .importtext import ImportTextError, parse_text
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"ファイルが見つかりません: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path} をUTF-8のテキストとして読み取れません: {e}") from None
+    try:
+        recs = parse_text(text)
+    except ImportTextError as e:
+        print(f"エラー: {e}", file=sys.stderr)
+        return EXIT_FINDINGS
+    records.dump_json(recs, args.out)
+    print(f"{len(recs)}件の記録を書き出しました: {args.out}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sheettool", description="事務事業マネジメントシートの作成・回収・検証・翌年度繰越")
+    parser.add_argument("--version", action="version", version=f"sheettool {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                metavar="{generate,check,collect,rollforward,import-text}")
+
+    g = sub.add_parser("generate", help="記録から入力用テンプレート（.xlsx）を作成する")
+    g.add_argument("records", help="記録（JSON配列、JSON Lines、またはマスターブック）")
+    g.add_argument("--out", required=True, help="出力先フォルダ")
+    g.add_argument("--rates", help="人件費単価ファイル（JSON）。省略時はテンプレート既定の単価")
+    g.add_argument("--template", default="tsukuba", help="テンプレート名（templates/ 以下）")
+    g.add_argument("--password", help="シート保護のパスワード（省略時はパスワードなしで保護）")
+    g.add_argument("--jobs", type=int, default=None, help="並列数（既定: CPU数）")
+    g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("check", help="提出されたブックを読み取り、指摘を表示する")
+    c.add_argument("file", help="提出されたブック（.xlsx / .xlsm）")
+    c.add_argument("--json", action="store_true", help="結果をJSONで出力する")
+    c.add_argument("--annotate", metavar="OUT.xlsx", help="指摘箇所に色とコメントを付けた写しを書き出す")
+    c.set_defaults(func=cmd_check)
+
+    t = sub.add_parser("import-text", help="公表シートのテキストから記録を作る")
+    t.add_argument("file", help="公表シートのテキスト（UTF-8）")
+    t.add_argument("--out", required=True, help="出力する記録ファイル（JSON）")
+    t.set_defaults(func=cmd_import_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except UsageError as e:
+        print(f"エラー: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except KeyboardInterrupt:
+        print("中断しました。", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:  # a bug, not bad input: say so plainly, keep the trace for debugging
+        if os.environ.get("SHEETTOOL_DEBUG"):
+            traceback.print_exc()
+        print(f"エラー: 予期しない内部エラーが発生しました（{type(e).__name__}: {e}）。"
+              "SHEETTOOL_DEBUG=1 を付けて再実行すると詳細が表示されます。", file=sys.stderr)
+        return EXIT_UNREADABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The message catalog: stable codes, Japanese templates and remedies.
+
+Templates use ``{sheet}``, ``{cell}``, ``{field}``, ``{value}`` and
+code-specific names. A rendered message is the problem, then the remedy.
+Codes never change meaning once released; retire a code rather than reuse it.
+
+Ranges: F1xx file cannot be read as a workbook; T2xx identity and tampering;
+V3xx a cell's value; S4xx record schema; R5xx cross-field rules;
+G6xx generation input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from string import Formatter
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Message:
+    code: str
+    severity: str  # "error" | "warning"
+    template: str
+    remedy: str = ""
+
+    def render(self, values: dict[str, Any]) -> str:
+        text = _SafeFormatter().format(self.template, **values)
+        if self.remedy:
+            text += " " + _SafeFormatter().format(self.remedy, **values)
+        return text
+
+
+class _SafeFormatter(Formatter):
+    """Leaves unknown placeholders visible instead of raising."""
+
+    def get_value(self, key, args, kwargs):  # noqa: ANN001
+        if isinstance(key, str):
+            return kwargs.get(key, "{" + key + "}")
+        return super().get_value(key, args, kwargs)
+
+
+E, W = "error", "warning"
+
+_MESSAGES = [
+    # --- F1xx: the file is not a readable workbook (see filesafety.py) ---
+    Message("F100", E, "ファイルを開けません（{detail}）。",
+            "sheettoolで作成したテンプレート（.xlsx）を保存し直して提出してください。"),
+    Message("F101", E, "{file} は Excel 97-2003 形式（.xls）のファイルです。",
+            "Excelで開き、「名前を付けて保存」で「Excel ブック（*.xlsx）」を選んで保存し直して提出してください。"),
+    Message("F102", E, "{file} はパスワードで保護（暗号化）されたファイルのため読み取れません。",
+            "Excelで開き、「ファイル」→「情報」→「ブックの保護」→「パスワードを使用して暗号化」でパスワードを消して保存し直してください。"),
+    Message("F103", E, "{file} は Excel ブックではなく、テキスト形式（CSV など）のファイルです。",
+            "拡張子を変えるだけでは変換されません。配布したテンプレート（.xlsx）に入力し、「Excel ブック（*.xlsx）」として保存して提出してください。"),
+    Message("F104", E, "{file} は PDF ファイルです。PDF からは読み取れません。",
+            "配布したテンプレート（.xlsx）に入力し、Excel ブックのまま提出してください。"),
+    Message("F105", E, "{file} は空のファイル（0 バイト）です。",
+            "保存が完了しているか確認し、もう一度提出してください。"),
+    Message("F106", E, "{file} は OpenDocument スプレッドシート（.ods）形式です。",
+            "LibreOffice Calc などで「ファイル形式を選んで保存」から「Excel 2007-365 (.xlsx)」を選んで保存し直してください。"),
+    Message("F107", E, "{file} は Excel バイナリブック（.xlsb）形式です。",
+            "Excelで開き、「名前を付けて保存」で「Excel ブック（*.xlsx）」を選んで保存し直して提出してください。"),
+    Message("F108", E, "{file} は Excel ブックではない ZIP 形式のファイル（{what}）です。",
+            "提出するファイルを取り違えていないか確認し、記入したテンプレート（.xlsx）を提出してください。"),
+    Message("F109", E, "{file} は Excel ブックとして認識できない形式のファイルです。",
+            "記入したテンプレートを Excel で開き、「Excel ブック（*.xlsx）」として保存し直して提出してください。"),
+    Message("F110", E, "{file} は壊れているため読み取れません（{detail}）。",
+            "元のファイルを Excel で開けるか確認し、保存し直してからもう一度提出してください。"),
+    Message("F111", E, "{file} は大きすぎるため読み取りません（{detail}）。",
+            "不要なシート・画像・行列の書式を削除して保存し直し、提出してください。"),
+    Message("F112", E, "{file} の内部データ（{part}）は展開すると異常に大きくなります（{detail}）。不正に加工されたファイル（ZIP 爆弾）の可能性があるため読み取りを中止しました。",
+            "配布したテンプレートに入力し直して提出してください。"),
+    Message("F113", E, "{file} に不正な内部名（{part}）があります（{detail}）。不正に加工されたファイルの可能性があるため読み取りません。",
+            "配布したテンプレートに入力し直して提出してください。"),
+    Message("F114", E, "{file} に Excel ブックに必要な構成要素（{part}）がありません。",
+            "Excel で開けるか確認し、「Excel ブック（*.xlsx）」として保存し直して提出してください。"),
+    Message("F115", E, "{file} の内部データ（{part}）に文書型定義（DTD）またはエンティティ宣言があります。不正に加工されたファイル（XML 爆弾・外部参照）の可能性があるため読み取りを中止しました。",
+            "配布したテンプレートに入力し直して提出してください。"),
+    Message("F116", E, "{file} の内部データ（{part}）が XML として読み取れません（{detail}）。",
+            "Excel で開けるか確認し、「Excel ブック（*.xlsx）」として保存し直して提出してください。"),
+    Message("F117", E, "{file} の内部データ（{part}）は対応していない方式で保存されています（{detail}）。",
+            "Excel で開き、「Excel ブック（*.xlsx）」として保存し直して提出してください。"),
+    Message("F118", W, "{file} にはマクロ（VBA）が含まれています。マクロは無視して読み取ります。",
+            "次回からはマクロを含まない「Excel ブック（*.xlsx）」で提出してください。"),
+    Message("F119", W, "{file} に他のファイルへの外部リンクがあります。リンク先は参照せず、保存されている値のみを読み取ります。",
+            "「データ」タブの「リンクの編集」（または「ブックのリンク」）でリンクを解除してから保存し直してください。"),
+    Message("F120", W, "{file} に ActiveX コントロールが含まれています。コントロールは無視して読み取ります。",
+            "不要なコントロールを削除して保存し直してください。"),
+    Message("F121", W, "{file} に埋め込みオブジェクト（他のファイルなど）が含まれています。埋め込まれた内容は読み取りません。",
+            "必要な内容はセルに直接入力してください。"),
+    # --- T2xx: identity and tampering ---
+    Message("T201", E, "sheettoolで作成したテンプレートではありません（隠しシート「_meta」がありません）。",
+            "評価担当課から配布されたテンプレートに記入して提出してください。"),
+    Message("T202", E, "数式が変更されています: {label}（{cell}）は数式ではなく値「{value}」になっています。",
+            "このセルは自動計算です。値を入力せず、配布されたテンプレートに記入し直すか、評価担当課に連絡してください。"),
+    Message("T203", E, "数式が変更されています: {label}（{cell}）の数式が作成時と異なります（現在「={found}」）。",
+            "このセルは自動計算です。配布されたテンプレートに記入し直すか、評価担当課に連絡してください。"),
+    Message("T204", W, "{label}（{cell}）に保存された計算結果 {cached} が、入力値からの再計算 {computed} と一致しません。再計算した値を使います。",
+            "Excelで開いて再計算（F9）してから保存し直すと、この注意は出なくなります。"),
+    Message("T205", W, "テンプレートの種類「{template}」を知りません。既定のテンプレート「{default}」として読み取ります。", ""),
+    Message("T206", E, "テンプレートの版が異なります（このファイル {found}、現在 {expected}）。",
+            "最新のテンプレートに記入し直してください。"),
+    Message("T207", W, "テンプレートの版が異なります（このファイル {found}、現在 {expected}）。読み取りには支障ありません。", ""),
+    Message("T208", E, "評価年度が一致しません（作成時 {expected}、シート上 {found}）。",
+            "正しい年度のテンプレートに記入して提出してください。"),
+    Message("T209", E, "事業番号が一致しません（作成時 {expected}、シート上 {found}）。",
+            "この事業のテンプレートに記入して提出してください。"),
+    Message("T210", W, "シート名が「{expected}」から「{found}」に変更されています（名前の定義から読み取りました）。", ""),
+    Message("T211", W, "想定外のシート「{name}」があります（読み取りには使いません）。",
+            "不要なシートは削除してください。"),
+    Message("T212", W, "シートの並び順が変更されています。", ""),
+    Message("T213", W, "シート「{sheet}」の保護が解除されています。ロックされた内容は個別に検査しました。",
+            "シートの保護は解除せずに入力してください。"),
+    Message("T214", E, "変更できないセル {label}（{cell}）の値が変更されています（作成時「{old}」→ 現在「{new}」）。",
+            "元の値に戻すか、評価担当課に連絡してください。"),
+    Message("T215", E, "隠しシート「_meta」の内容が作成時から変更されています。",
+            "配布されたテンプレートに記入し直してください。"),
+    Message("T216", W, "{label}（{cell}）のセルのロックが解除されています。", ""),
+    Message("T217", W, "項目名（{cell}）が「{expected}」から「{found}」に変更されています。", ""),
+    Message("T218", W, "隠しシート「{name}」が表示されています。", ""),
+    Message("T219", W, "名前の定義「{name}」が見つからないため、既定の位置 {cell} から読み取りました。", ""),
+    Message("T220", E, "マネジメントシートが見つかりません。",
+            "評価担当課から配布されたテンプレートに記入して提出してください。"),
+    # --- V3xx: one cell's value ---
+    Message("V301", W, "{label}（{cell}）の「{raw}」を {value} として読み取りました（{changes}）。",
+            "次からは入力欄の案内どおりに入力してください。"),
+    Message("V302", E, "{label}（{cell}）: {problem}。",
+            "{hint}"),
+    # --- S4xx: record schema ---
+    Message("S401", E, "{label}（{cell}）{problem}", "セルの値を修正してください。"),
+    # --- R5xx: cross-field rules ---
+    Message("R501", E, "{label}（{cell}）が未入力です。", "入力してください。"),
+    Message("R502", W, "{label}（{cell}）{value}が内訳の合計 {expected} と一致しません。", ""),
+    Message("R503", W, "指標{no}「{name}」の{what}（{cell}）が未入力です。", "入力してください。"),
+    Message("R504", E, "指標{no}に値がありますが、指標名（{cell}）が未入力です。",
+            "指標名を入力するか、値を消してください。"),
+    Message("R505", E, "{label}（{cell}）の「-」は、法令等により市の実施が定められた事業（事業分類が自治事務（義務）または法定受託事務）の市の関与・優先度にだけ使えます。",
+            "1～5の点数を選んでください。"),
+    Message("R506", E, "方向性が「{direction}」の場合は理由（{cell}）を入力してください。", "理由を入力してください。"),
+    Message("R507", W, "{label}（{cell}）の文章が印刷枠に収まりません（約{length}文字、枠の目安は{capacity}文字）。",
+            "文章を短くするか、行の高さを広げてください。"),
+    # --- A7xx: the annotated copy ---
+    Message("A701", E, "指摘付きの写しの出力先（{file}）が元のファイルと同じです。",
+            "元のファイルは変更しません。別のファイル名を指定してください。"),
+    Message("A702", E, "「{file}」は読み取れないため、指摘付きの写しを作れません。", ""),
+    Message("A703", E, "指摘付きの写し（{file}）を書き出せません（{detail}）。", "出力先を確認してください。"),
+    # --- G6xx: generation input ---
+    Message("G601", E, "記録 {record}: {field_label}（{field}）{problem}",
+            "入力データを修正してから再度実行してください。"),
+    Message("G602", E, "記録 {record}: {year}年度（{wareki}）の人件費単価が単価ファイルにありません。",
+            "単価ファイル（--rates）に {year} 年度の salary_per_fte と overtime_per_hour を追加してください。"),
+    Message("G603", E, "記録 {record}: {field_label}は{capacity}件までしか記入できません（{count}件あります）。",
+            "件数を減らすか、テンプレートの定義を見直してください。"),
+    Message("G604", W, "記録 {record}: {field_label}の{year}年度の値は、{fiscal_year}年度のシートの表示期間外のため記載しません。",
+            ""),
+    Message("G606", E, "記録 {record}: {other} と同じファイル名（{file}）になります。事業番号と事業名の組が重複しています。",
+            "重複した記録を削除するか、事業番号を修正してください。"),
+    Message("G605", W, "記録 {record}: {year}年度の{field_label}は報告値 {value} を固定値として記載します（{reason}）。",
+            ""),
+]
+
+CATALOG: dict[str, Message] = {m.code: m for m in _MESSAGES}

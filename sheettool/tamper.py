@@ -1,0 +1,186 @@
+"""Identity and tampering checks: is this our template, for this project, unchanged where locked?
+
+LibreOffice saves veryHidden sheets as hidden and drops workbook structure
+protection, so neither counts as tampering here.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from . import findings
+from . import layout as layout_mod
+from . import meta as meta_mod
+from .findings import Finding
+from .formulas import FORMULAS
+from .layout import Layout, LayoutError, Placed
+
+if TYPE_CHECKING:
+    from .check import Context
+
+_OWN_SHEETS = ("_lists", meta_mod.SHEET)
+
+
+def template_of(meta: dict[str, Any]) -> tuple[Layout, list[Finding]]:
+    """The layout the workbook was made from, and findings about its id and version."""
+    found: list[Finding] = []
+    template_id = meta.get("template_id") or layout_mod.DEFAULT_TEMPLATE
+    try:
+        lay = layout_mod.load(str(template_id))
+    except LayoutError:
+        lay = layout_mod.load(layout_mod.DEFAULT_TEMPLATE)
+        found.append(findings.make("T205", template=template_id, default=lay.template_id))
+    version = meta.get("template_version")
+    if version and str(version) != lay.version:
+        code = "T206" if str(version).split(".")[0] != lay.version.split(".")[0] else "T207"
+        found.append(findings.make(code, found=version, expected=lay.version))
+    return lay, found
+
+
+def check_structure(ctx: Context) -> None:
+    book, lay = ctx.book, ctx.layout
+    if ctx.sheet_name != lay.sheet_name:
+        ctx.add("T210", None, expected=lay.sheet_name, found=ctx.sheet_name)
+    for sheet in book.sheets:
+        if sheet.name != ctx.sheet_name and sheet.name not in _OWN_SHEETS:
+            ctx.add("T211", None, name=sheet.name)
+        elif sheet.name in _OWN_SHEETS and sheet.state == "visible":
+            ctx.add("T218", None, name=sheet.name)
+    if book.sheets and book.sheets[0].name != ctx.sheet_name:
+        ctx.add("T212", None)
+    if not ctx.data.protected:
+        ctx.add("T213", None, sheet=ctx.sheet_name)
+    _check_identity(ctx)
+
+
+def _check_identity(ctx: Context) -> None:
+    fields = ctx.placement.fields
+    expected_no = ctx.meta.get("project_no")
+    if expected_no is not None and "project_no" in fields:
+        found = ctx.value(fields["project_no"])
+        if _text(found) != _text(expected_no):
+            ctx.add("T209", fields["project_no"], expected=expected_no, found=_text(found))
+    expected_fy = ctx.meta.get("fiscal_year")
+    if expected_fy is not None and "fiscal_year" in fields:
+        found = ctx.value(fields["fiscal_year"])
+        if not _same(expected_fy, found):
+            ctx.add("T208", fields["fiscal_year"], expected=expected_fy, found=_text(found))
+
+
+def expected_formula(ctx: Context, placed: Placed) -> str:
+    """The formula this cell must hold, with references where the cells really are."""
+    formula = FORMULAS[placed.formula]
+    bound = formula.bind(placed.year, placed.formula_args)
+
+    def ref(arg: str) -> str:
+        if arg.startswith("table:"):
+            return f"tbl_{arg[6:]}_{placed.formula_args['table']}"
+        return ctx.cell(ctx.placement.at(bound[arg]))
+
+    return formula.excel(ref)
+
+
+def check_formulas(ctx: Context) -> None:
+    """Formulas present and unchanged; the record takes the recomputed value, never the cache."""
+    from .check import recompute
+
+    constants = set(ctx.meta.get("constant_cells") or [])
+    for placed in ctx.placement.items:
+        if not placed.formula:
+            continue
+        if placed.name in constants:  # history kept as reported: a locked value by design
+            value = ctx.value(placed)
+            if placed.kind == "field" and isinstance(value, float):
+                _set(ctx, placed, int(value))
+            continue
+        computed = recompute(ctx, placed)
+        raw = ctx.raw(placed)
+        if raw is None or raw.f is None:
+            ctx.add("T202", placed, value=_text(ctx.value(placed)))
+        elif raw.f not in ("", "(shared)") and normalize_formula(raw.f) != normalize_formula(expected_formula(ctx, placed)):
+            ctx.add("T203", placed, found=raw.f)
+        elif raw.v is not None and not _same(computed, ctx.value(placed)):
+            ctx.add("T204", placed, cached=_text(ctx.value(placed)), computed=_text(computed))
+        if placed.kind == "field" and computed is not None:
+            _set(ctx, placed, int(computed))
+
+
+def _set(ctx: Context, placed: Placed, value: Any) -> None:
+    from . import recordpath
+
+    recordpath.set_(ctx.record, placed.path, value)
+
+
+_STRING = re.compile(r'"(?:[^"]|"")*"')
+
+
+def normalize_formula(text: str) -> str:
+    """Formula text compared without $, spaces, case, _xlfn. prefixes or FALSE() vs FALSE."""
+    text = text.strip().lstrip("=")
+    parts = []
+    last = 0
+    for m in _STRING.finditer(text):
+        parts.append(_norm_code(text[last:m.start()]))
+        parts.append(m.group(0))
+        last = m.end()
+    parts.append(_norm_code(text[last:]))
+    return "".join(parts)
+
+
+def _norm_code(code: str) -> str:
+    code = code.replace("$", "").replace(" ", "").upper().replace("_XLFN.", "")
+    return code.replace("FALSE()", "FALSE").replace("TRUE()", "TRUE")
+
+
+def check_locked(ctx: Context) -> None:
+    """Locked values as generated (per _meta), lock flags kept, labels as in the spec."""
+    locked = ctx.meta.get("locked_values")
+    if isinstance(locked, dict):
+        if ctx.meta.get("locked_digest") != meta_mod.digest(locked):
+            ctx.add("T215", None)
+        by_name = {p.name: p for p in ctx.placement.items if p.kind in ("field", "computed")}
+        for name, old in locked.items():
+            placed = by_name.get(name)
+            if placed is None:
+                continue
+            new = ctx.value(placed)
+            if not _same(old, new):
+                ctx.add("T214", placed, old=_text(old), new=_text(new))
+    for placed in ctx.placement.items:
+        if placed.kind not in ("field", "computed"):
+            continue
+        must_lock = placed.formula or placed.locked_by_role or (
+            isinstance(locked, dict) and placed.name in locked)
+        if must_lock and not ctx.book.is_locked(ctx.raw(placed)):
+            ctx.add("T216", placed)
+    if all(ctx.cell(p) == p.cell for p in ctx.placement.items if p.kind in ("field", "computed")):
+        _check_labels(ctx)
+
+
+def _check_labels(ctx: Context) -> None:
+    for placed in ctx.placement.items:
+        if placed.kind not in ("label", "section", "header"):
+            continue
+        found = ctx.book.value(ctx.data.cells.get(placed.cell))
+        if _text(found) != _text(placed.text):
+            ctx.add("T217", None, cell=placed.cell, expected=placed.text, found=_text(found))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a in (None, "") and b in (None, ""):
+        return True
+    if isinstance(a, (int, float, Decimal)) and not isinstance(a, bool) and isinstance(b, (int, float, Decimal)):
+        return Decimal(str(a)) == Decimal(str(b))
+    return _text(a) == _text(b)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return str(int(value)) if value == value.to_integral_value() else str(value)
+    return str(value)
