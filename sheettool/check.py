@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import findings, recordpath, schema
+from . import findings, lists, recordpath, schema, wareki
 from . import meta as meta_mod
 from .fieldtypes import field_type
-from .filesafety import UnreadableFile, open_package
+from .filesafety import Package, UnreadableFile, open_package, package_from_bytes
 from .findings import Finding
 from .formulas import FORMULAS
 from .layout import Layout, Placed, Placement
@@ -57,6 +57,14 @@ class Context:
     def value(self, placed: Placed) -> Any:
         return self.book.value(self.raw(placed))
 
+    def constants(self) -> set[str]:
+        """Formula cells kept as reported values (history): _meta's list, where its digest vouches."""
+        locked = self.meta.get("locked_values")
+        listed = self.meta.get("constant_cells")
+        if not isinstance(locked, dict) or not isinstance(listed, list):
+            return set()
+        return {name for name in listed if name in locked}
+
     def rate(self, path: str) -> Any:
         """A rate cell's value: as recorded at generation (tampering is reported separately)."""
         placed = self.placement.computed.get(path)
@@ -69,11 +77,16 @@ class Context:
         return value if isinstance(value, float) else None
 
     def add(self, code: str, placed: Placed | None = None, **params: Any) -> None:
-        cell = self.cell(placed) if placed is not None else params.pop("cell", None)
-        path = placed.path if placed is not None and placed.kind == "field" else params.pop("field", None)
+        cell, path = params.pop("cell", None), params.pop("field", None)
+        if placed is not None:  # the placed item's real cell and path win over the defaults given
+            cell = self.cell(placed)
+            path = placed.path if placed.kind == "field" else path
         if placed is not None and "label" not in params:
             params["label"] = label_of(placed)
         self.findings.append(findings.make(code, sheet=self.sheet_name, cell=cell, field=path, **params))
+
+
+_RATE_TITLES = {"salary_per_fte": "正職員1人当たり人件費（円）", "overtime_per_hour": "時間外勤務1時間当たり単価（円）"}
 
 
 def label_of(placed: Placed) -> str:
@@ -81,6 +94,9 @@ def label_of(placed: Placed) -> str:
         return schema.field_label(placed.path)
     if placed.path.startswith("evaluation_text."):
         return schema.field_label("evaluation." + placed.path.split(".", 1)[1]) + "の文"
+    parts = placed.path.split(".")
+    if parts[0] == "rates" and len(parts) == 3 and parts[1].isdigit() and parts[2] in _RATE_TITLES:
+        return f"{wareki.fiscal_label(int(parts[1]))}の{_RATE_TITLES[parts[2]]}"
     return placed.path
 
 
@@ -90,17 +106,34 @@ def check_file(path: str | Path, *, display_name: str | None = None) -> CheckRes
     name = display_name or path.name
     try:
         pkg = open_package(path)
-        book = Book(pkg)
     except UnreadableFile as e:
         return CheckResult(name, None, [e.finding], readable=False)
     except OSError as e:
         return CheckResult(name, None, [findings.make("F100", file=name, detail=e.strerror or str(e))],
                            readable=False)
+    return _check_package(pkg, name)
+
+
+def check_bytes(data: bytes, name: str) -> CheckResult:
+    """``check_file`` for content already read (collect checks exactly what it archives)."""
+    try:
+        pkg = package_from_bytes(name, data)
+    except UnreadableFile as e:
+        return CheckResult(name, None, [e.finding], readable=False)
+    return _check_package(pkg, name)
+
+
+def _check_package(pkg: Package, name: str) -> CheckResult:
+    try:
+        book = Book(pkg)
+    except UnreadableFile as e:
+        return CheckResult(name, None, [e.finding], readable=False)
     result = CheckResult(name, None, list(pkg.warnings))
     try:
         _check_book(book, name, result)
     except UnreadableFile as e:  # a part that fails to parse once we get to it
-        return CheckResult(name, None, [*result.findings, e.finding], readable=False)
+        # what was said about the content so far (T201, T206, ...) is moot: the file is unreadable
+        return CheckResult(name, None, [*pkg.warnings, e.finding], readable=False)
     return result
 
 
@@ -111,21 +144,23 @@ def _check_book(book: Book, name: str, result: CheckResult) -> None:
     result.meta = meta
     if not meta:
         result.findings.append(findings.make("T201", file=name))
+    foreign = not meta and not any(n.startswith("f_") for n in book.names)
     lay, template_findings = tamper.template_of(meta)
     result.findings.extend(template_findings)
     sheet = _main_sheet(book, lay)
     if sheet is None:
-        result.findings.append(findings.make("T220"))
+        if not foreign:
+            result.findings.append(findings.make("T220"))
         return
-    data = book.read_sheet(sheet)
+    data = book.read_sheet(sheet)  # parsed even for a foreign workbook: a hostile sheet shows here
+    if foreign:
+        return  # some other workbook: T201 says it all, nothing here is ours to read
     fy = _fiscal_year(book, data, lay, meta)
     if fy is None:
         result.findings.append(findings.make("T220"))
         return
     ctx = Context(name, book, lay, lay.place(fy), sheet.name, data, meta)
     _resolve_addresses(ctx)
-    if not meta and not any(n.startswith("f_") for n in book.names):
-        return  # some other workbook: nothing here is ours to read
     tamper.check_structure(ctx)
     _read_fields(ctx)
     tamper.check_formulas(ctx)
@@ -133,8 +168,8 @@ def _check_book(book: Book, name: str, result: CheckResult) -> None:
     record = canonical(ctx.record)
     for problem in schema.validate_record(record):
         placed = ctx.placement.fields.get(problem.path)
-        ctx.add("S401", placed, cell=None, field=problem.path or None, label=problem.label,
-                problem=problem.problem)
+        ctx.add("S401", placed, field=problem.path or None, label=problem.label,
+                at=f"（{ctx.cell(placed)}）" if placed is not None else "", problem=problem.problem)
     rules.run(ctx, record)
     result.record = record
     result.findings.extend(ctx.findings)
@@ -166,16 +201,26 @@ def _main_sheet(book: Book, lay: Layout):
 
 
 def _fiscal_year(book: Book, data: SheetData, lay: Layout, meta: dict[str, Any]) -> int | None:
-    fy = meta.get("fiscal_year")
-    if isinstance(fy, int):
-        return fy
+    """The year whose layout the workbook follows: _meta's, unless its defined names say otherwise.
+
+    An edited _meta year (reported as T208 later) must not shift every year column.
+    """
     target = book.names.get("f_fiscal_year")
     cell = split_ref(target)[1] if target else None
     if cell is None:
         probe = lay.place(2000).fields.get("fiscal_year")
         cell = probe.cell if probe else None
     value = book.value(data.cells.get(cell)) if cell else None
-    return int(value) if isinstance(value, float) and value.is_integer() else None
+    on_sheet = int(value) if isinstance(value, float) and value.is_integer() and 1990 <= value <= 2110 else None
+    recorded = meta.get("fiscal_year") if isinstance(meta.get("fiscal_year"), int) else None
+    candidates = [fy for fy in (recorded, on_sheet) if fy is not None]
+    if len(candidates) < 2 or candidates[0] == candidates[1]:
+        return candidates[0] if candidates else None
+
+    def named(fy: int) -> int:
+        return sum(p.name in book.names for p in lay.place(fy).fields.values())
+
+    return max(candidates, key=named)  # a tie keeps _meta's year
 
 
 def _resolve_addresses(ctx: Context) -> None:
@@ -205,14 +250,23 @@ def _read_fields(ctx: Context) -> None:
             ctx.add("V302", placed, problem=reading.problem, hint=_hint(ftype))
             continue
         if reading.changes:
-            ctx.add("V301", placed, raw=_show(raw), value=_show(reading.value),
+            ctx.add("V301", placed, raw=_show(raw), value="-" if reading.dash else _show(reading.value),
                     changes="、".join(reading.changes))
         if reading.value is not None:
             recordpath.set_(ctx.record, placed.path, reading.value)
 
 
+def unreadable_inputs(ctx: Context, placed: Placed) -> bool:
+    """Does a formula of ``placed`` depend on a cell that could not be read (V302)?"""
+    bound = FORMULAS[placed.formula].bind(placed.year, placed.formula_args)
+    return any(ctx.readings[p].problem for p in bound.values() if p in ctx.readings)
+
+
 def recompute(ctx: Context, placed: Placed) -> Any:
-    """The value of a formula cell computed from the (normalised) inputs of this workbook."""
+    """The value of a formula cell computed from the (normalised) inputs of this workbook.
+
+    None when an input could not be read: a value computed without it would be wrong.
+    """
     formula = FORMULAS[placed.formula]
     bound = formula.bind(placed.year, placed.formula_args)
     env: dict[str, Any] = {}
@@ -221,6 +275,8 @@ def recompute(ctx: Context, placed: Placed) -> Any:
             env[arg] = ctx.rate(path)
         else:
             reading = ctx.readings.get(path)
+            if reading is not None and reading.problem:
+                return None
             env[arg] = "-" if reading is not None and reading.dash else (reading.value if reading else None)
     if "table" in placed.formula_args:
         env["table:sentence"] = ctx.layout.sentences[placed.formula_args["table"]]
@@ -240,6 +296,8 @@ def _hint(ftype) -> str:
 def _show(value: Any) -> str:
     if value is None:
         return "（空欄）"
+    if isinstance(value, bool):
+        return lists.YES if value else lists.NO
     if isinstance(value, float):
         return f"{int(value):,}" if value.is_integer() else repr(value)
     if isinstance(value, int) and not isinstance(value, bool):

@@ -95,6 +95,78 @@ def _print_check(result) -> None:
         print(f"  {'エラー' if f.is_error else '注意'} [{f.code}] {where}{f.message}")
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from . import records
+    from .collect import collect, summary_line
+    from .ledger import LedgerError
+
+    inbox = Path(args.inbox)
+    if not inbox.is_dir():
+        raise UsageError(f"受信フォルダが見つかりません: {inbox}")
+    try:
+        expected = None
+        if args.expected:
+            items = records.load(args.expected)
+            expected = [i.data for i in items if isinstance(i.data, dict)]
+        result = collect(inbox, args.out, store=args.store, expected=expected, json_out=args.json,
+                         csv_dir=args.csv, jobs=args.jobs)
+    except (records.RecordsError, LedgerError) as e:
+        raise UsageError(str(e)) from None
+    print(summary_line(result))
+    for path in result.outputs:
+        print(f"  出力: {path}")
+    problems = any(not s.result.ok for s in result.current) or any(
+        not s.result.readable for s in result.history)
+    return EXIT_FINDINGS if problems else EXIT_OK
+
+
+def cmd_rollforward(args: argparse.Namespace) -> int:
+    from . import records
+    from .generate import generate
+    from .layout import LayoutError
+    from .rates import Rates, RatesError
+    from .rollforward import Mapping, MappingError, rollforward
+
+    try:
+        items = records.load(args.source)
+        broken = [i for i in items if i.error or not isinstance(i.data, dict)]
+        for item in broken:
+            print(f"エラー: {item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}", file=sys.stderr)
+        mapping = Mapping.load(args.mapping) if args.mapping else None
+        additions = [i.data for i in records.load(args.add)] if args.add else None
+        summary = rollforward([i.data for i in items if i not in broken], template=args.template,
+                              mapping=mapping, keep_all=args.keep_all, additions=additions)
+        rates = Rates.load(args.rates) if args.rates else None
+    except (records.RecordsError, RatesError, LayoutError, MappingError) as e:
+        raise UsageError(str(e)) from None
+    for problem in summary.problems:
+        print(f"エラー: {problem}", file=sys.stderr)
+    _print_roll_summary(summary)
+    failed = bool(broken or summary.problems)
+    if args.records_only:
+        records.dump_json(summary.rolled, args.records_only)
+        print(f"繰越後の記録を書き出しました: {args.records_only}")
+    if args.out:
+        result = generate([records.Item(f"{i}件目", r) for i, r in enumerate(summary.rolled, start=1)],
+                          args.out, template=args.template, rates=rates, jobs=args.jobs)
+        _print_findings(result.findings)
+        print(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。")
+        failed = failed or bool(result.failed) or any(f.is_error for f in result.findings)
+    return EXIT_FINDINGS if failed else EXIT_OK
+
+
+def _print_roll_summary(summary) -> None:
+    carried = len(summary.rolled) - len(summary.added)
+    print(f"繰越: {carried}件、除外: {len(summary.left_out)}件、追加: {len(summary.added)}件、"
+          f"組織・番号の変更: {len(summary.remapped)}件")
+    for no, name, direction in summary.left_out:
+        print(f"  除外 {no} {name}（方向性: {direction}）")
+    for no in summary.added:
+        print(f"  追加 {no}")
+    for before, after in summary.remapped:
+        print(f"  変更 {before} → {after}")
+
+
 def cmd_import_text(args: argparse.Namespace) -> int:
     from . import records
     from .importtext import ImportTextError, parse_text
@@ -136,6 +208,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="結果をJSONで出力する")
     c.add_argument("--annotate", metavar="OUT.xlsx", help="指摘箇所に色とコメントを付けた写しを書き出す")
     c.set_defaults(func=cmd_check)
+
+    k = sub.add_parser("collect", help="提出されたブックを回収・検証し、マスターブックにまとめる")
+    k.add_argument("inbox", help="提出ファイルのあるフォルダ（下位フォルダも読む）")
+    k.add_argument("--out", required=True, help="マスターブック（.xlsx）の出力先")
+    k.add_argument("--expected", metavar="RECORDS", help="提出を待つ事業の記録（未提出の確認に使う）")
+    k.add_argument("--json", metavar="OUT", help="現在の記録を JSON Lines で書き出す")
+    k.add_argument("--store", help="受付台帳の保存先フォルダ（既定: マスターブックと同じ場所の <名前>.sheettool）")
+    k.add_argument("--csv", help="CSVの出力先フォルダ（既定: マスターブックと同じ場所の <名前>_csv）")
+    k.add_argument("--jobs", type=int, default=None, help="並列数（既定: CPU数）")
+    k.set_defaults(func=cmd_collect)
+
+    r = sub.add_parser("rollforward", help="今年度のマスターブック（または記録）から翌年度のテンプレートを作る")
+    r.add_argument("source", help="マスターブック（collect の出力）または記録（JSON / JSON Lines）")
+    r.add_argument("--out", help="翌年度テンプレートの出力先フォルダ")
+    r.add_argument("--rates", help="人件費単価ファイル（JSON）。翌年度までの単価が必要")
+    r.add_argument("--records-only", metavar="OUT.json", help="テンプレートを作らず、繰越後の記録だけを書き出す")
+    r.add_argument("--mapping", help="組織改編・事業番号の対応表（JSON）")
+    r.add_argument("--add", metavar="RECORDS", help="翌年度に追加する新規事業の記録")
+    r.add_argument("--keep-all", action="store_true", help="方向性が休止・廃止／完了の事業も繰り越す")
+    r.add_argument("--template", default="tsukuba", help="テンプレート名")
+    r.add_argument("--jobs", type=int, default=None, help="並列数（既定: CPU数）")
+    r.set_defaults(func=cmd_rollforward)
 
     t = sub.add_parser("import-text", help="公表シートのテキストから記録を作る")
     t.add_argument("file", help="公表シートのテキスト（UTF-8）")

@@ -46,7 +46,7 @@ from defusedxml import DefusedXmlException
 from . import findings
 from .findings import Finding
 
-__all__ = ["Kind", "Limits", "Package", "UnreadableFile", "open_package", "sniff"]
+__all__ = ["Kind", "Limits", "Package", "UnreadableFile", "open_package", "package_from_bytes", "sniff"]
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -824,7 +824,17 @@ def open_package(path: str | os.PathLike[str], limits: Limits = Limits()) -> Pac
         data = f.read(size + 1)
     if len(data) > limits.max_file_bytes:
         _refuse_large(path, len(data), limits)
-    src = _Source(path.name, data)
+    return package_from_bytes(path.name, data, limits)
+
+
+def package_from_bytes(name: str, data: bytes, limits: Limits = Limits()) -> Package:  # noqa: B008
+    """``open_package`` for bytes already read (so what is checked is what is archived).
+
+    ``name`` only labels the findings. Bytes over ``limits.max_file_bytes`` are refused.
+    """
+    if len(data) > limits.max_file_bytes:
+        _fail("F111", name, detail=f"ファイルサイズ {_mib(len(data))}（上限 {_mib(limits.max_file_bytes)}）")
+    src = _Source(name, data)
     _classify(src, limits)
     if src.kind not in _WORKBOOK_KINDS:
         _fail(_REFUSED[src.kind], src.file, what=src.what, detail=src.detail)

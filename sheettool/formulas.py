@@ -253,8 +253,23 @@ def total_cost(settlement_value: Any, personnel: Any) -> int | None:
     return int(_num(settlement_value) + _num(personnel))
 
 
-def achievement_rate(actual: Any, target: Any) -> float | None:
-    """達成率 = 実績 ÷ 目標値 (a ratio, 1.0 = 100%); None without a positive target."""
+LOWER_IS_BETTER_UNITS = ("以内", "以下", "未満")
+
+
+def lower_is_better(unit: str | None) -> bool:
+    """A target stated as a ceiling ('分以内', '件以下'): less is better."""
+    return bool(unit) and unit.endswith(LOWER_IS_BETTER_UNITS)
+
+
+def achievement_rate(actual: Any, target: Any, unit: str | None = None) -> float | None:
+    """達成率 as a ratio (1.0 = 100%); None without a positive target.
+
+    Usually 実績 ÷ 目標値. For a ceiling ('280分以内'), meeting it is 100% and
+    exceeding it scores 目標値 ÷ 実績.
+    """
     if actual is None or target is None or _num(target) <= 0:
         return None
-    return float(_num(actual) / _num(target))
+    a, t = _num(actual), _num(target)
+    if lower_is_better(unit):
+        return 1.0 if a <= t else float(t / a)
+    return float(a / t)

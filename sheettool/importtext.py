@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from . import wareki
+
 __all__ = ["ImportTextError", "parse_text"]
 
 _N = TypeVar("_N", int, float)
@@ -45,7 +47,6 @@ class ImportTextError(ValueError):
 
 _TITLE = re.compile(
     r"^(?:(?P<era>令和|平成)\s*(?P<year>元|\d{1,2})\s*年度)?\s*事務事業マネジメントシート$")
-_ERA_START = {"令和": 2018, "平成": 1988}  # 令和N年度 = 2018 + N
 
 # Section headings, in the printed order. Each is a line of its own.
 _BASIC, _OVERVIEW, _COSTS, _PARTICIPATION = "事業の基本情報", "事業の概要", "コストの推移", "市民参加の取組状況"
@@ -175,8 +176,7 @@ def _fiscal_years(line: _Line) -> list[int]:
     """Western years of every 令和 2年度 / R01年度 label on a line, in order."""
     years = []
     for era, n in re.findall(r"(令和|平成|R|H)\s*(元|\d{1,2})\s*年度", " ".join(line.values)):
-        start = _ERA_START["令和" if era in ("令和", "R") else "平成"]
-        years.append(start + (1 if n == "元" else int(n)))
+        years.append(wareki.to_western(era, n))
     return years
 
 
@@ -721,7 +721,7 @@ def _parse_sheet(sheet: _Sheet) -> dict[str, Any]:
     m = _TITLE.fullmatch(sheet.title.values[0])
     if m is None or m.group("era") is None:
         raise sheet.error(None, "表題から評価年度（令和N年度）を読み取れません", sheet.title)
-    year = _ERA_START[m.group("era")] + (1 if m.group("year") == "元" else int(m.group("year")))
+    year = wareki.to_western(m.group("era"), m.group("year"))
 
     sections = _split_sections(sheet)
     parts: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""Reading RECORDS inputs: a JSON array or JSON Lines."""
+"""Reading RECORDS inputs: a JSON array, JSON Lines, or a master book (.xlsx) from collect."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ def load(path: str | Path) -> list[Item]:
     path = Path(path)
     if not path.is_file():
         raise RecordsError(f"入力ファイルが見つかりません: {path}")
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        from .masterbook import read_master_records
+
+        return [Item(f"{i}件目", rec) for i, rec in enumerate(read_master_records(path), start=1)]
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

@@ -34,7 +34,7 @@ def required_inputs(ctx: Context, record: dict[str, Any]) -> None:
 
 def constant_settlement_matches_breakdown(ctx: Context, record: dict[str, Any]) -> None:
     """A 決算額 kept as a constant (history) should still equal its breakdown."""
-    constants = set(ctx.meta.get("constant_cells") or [])
+    constants = ctx.constants()
     for cost in record.get("costs") or []:
         placed = ctx.placement.fields.get(f"costs.{cost['year']}.settlement")
         if placed is None or placed.name not in constants or cost.get("settlement") is None:

@@ -51,7 +51,7 @@ def check_structure(ctx: Context) -> None:
     if book.sheets and book.sheets[0].name != ctx.sheet_name:
         ctx.add("T212", None)
     if not ctx.data.protected:
-        ctx.add("T213", None, sheet=ctx.sheet_name)
+        ctx.add("T213", None)  # the message names ctx.sheet_name
     _check_identity(ctx)
 
 
@@ -84,9 +84,9 @@ def expected_formula(ctx: Context, placed: Placed) -> str:
 
 def check_formulas(ctx: Context) -> None:
     """Formulas present and unchanged; the record takes the recomputed value, never the cache."""
-    from .check import recompute
+    from .check import recompute, unreadable_inputs
 
-    constants = set(ctx.meta.get("constant_cells") or [])
+    constants = ctx.constants()
     for placed in ctx.placement.items:
         if not placed.formula:
             continue
@@ -101,7 +101,7 @@ def check_formulas(ctx: Context) -> None:
             ctx.add("T202", placed, value=_text(ctx.value(placed)))
         elif raw.f not in ("", "(shared)") and normalize_formula(raw.f) != normalize_formula(expected_formula(ctx, placed)):
             ctx.add("T203", placed, found=raw.f)
-        elif raw.v is not None and not _same(computed, ctx.value(placed)):
+        elif raw.v is not None and not unreadable_inputs(ctx, placed) and not _same(computed, ctx.value(placed)):
             ctx.add("T204", placed, cached=_text(ctx.value(placed)), computed=_text(computed))
         if placed.kind == "field" and computed is not None:
             _set(ctx, placed, int(computed))
@@ -137,13 +137,17 @@ def _norm_code(code: str) -> str:
 def check_locked(ctx: Context) -> None:
     """Locked values as generated (per _meta), lock flags kept, labels as in the spec."""
     locked = ctx.meta.get("locked_values")
+    listed = ctx.meta.get("constant_cells")
+    if ctx.meta and (not isinstance(locked, dict) or ctx.meta.get("locked_digest") != meta_mod.digest(locked)
+                     or not isinstance(listed, list) or set(listed) - set(locked)):
+        ctx.add("T215", None)  # locked values, their digest or the constant list edited or removed
     if isinstance(locked, dict):
-        if ctx.meta.get("locked_digest") != meta_mod.digest(locked):
-            ctx.add("T215", None)
         by_name = {p.name: p for p in ctx.placement.items if p.kind in ("field", "computed")}
+        # T208/T209 already say it where the fiscal year or project number was changed
+        reported = {f.cell for f in ctx.findings if f.code in ("T208", "T209")}
         for name, old in locked.items():
             placed = by_name.get(name)
-            if placed is None:
+            if placed is None or ctx.cell(placed) in reported:
                 continue
             new = ctx.value(placed)
             if not _same(old, new):

@@ -30,14 +30,18 @@ def short_label(year: int) -> str:
     return f"{initial}{n:02d}年度"
 
 
+_ERA_START = {"令和": 2019, "R": 2019, "平成": 1989, "H": 1989}
+
+
+def to_western(era: str, number: str) -> int:
+    """('令和', '4') → 2022; ('R', '01') → 2019; ('平成', '元') → 1989."""
+    return _ERA_START[era] + (1 if number == "元" else int(number)) - 1
+
+
 def parse_fiscal_label(text: str) -> int | None:
     """Western year from '令和4年度', '令和元年度', 'R04年度', 'H30'; None if not a label."""
     import re
 
     t = text.strip().replace(" ", "").replace("　", "")
     m = re.match(r"^(令和|平成|R|H)(元|\d{1,2})(年度?)?", t)
-    if not m:
-        return None
-    n = 1 if m.group(2) == "元" else int(m.group(2))
-    start = {"令和": 2019, "R": 2019, "平成": 1989, "H": 1989}[m.group(1)]
-    return start + n - 1
+    return to_western(m.group(1), m.group(2)) if m else None

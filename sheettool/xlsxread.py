@@ -142,7 +142,9 @@ class Book:
                         for child in c:
                             ctag = _local(child.tag)
                             if ctag == "v":
-                                cell.v = child.text or ""
+                                # <v/> with nothing in it (openpyxl on a formula it never computed) is
+                                # no stored value; only a text result can be the empty string
+                                cell.v = child.text or ("" if cell.t == "str" else None)
                             elif ctag == "f":
                                 # a shared formula's followers hold no text: a formula is still there
                                 cell.f = child.text or ("(shared)" if child.get("t") == "shared" else "")

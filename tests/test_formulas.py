@@ -79,3 +79,10 @@ def test_achievement_and_total_cost():
     assert formulas.achievement_rate(3.0, 0) is None
     assert formulas.total_cost(10780, 10827) == 21607
     assert formulas.total_cost(None, None) is None
+
+
+def test_achievement_of_a_ceiling_target():
+    # 088: 年間のネットワーク停止時間 3分 against 280分以内 — the ceiling is met.
+    assert formulas.achievement_rate(3.0, 280.0, "分以内") == 1.0
+    assert formulas.achievement_rate(560.0, 280.0, "分以内") == 0.5
+    assert formulas.achievement_rate(3.0, 280.0, "分") == pytest.approx(3 / 280)
