@@ -63,7 +63,7 @@ class Context:
         listed = self.meta.get("constant_cells")
         if not isinstance(locked, dict) or not isinstance(listed, list):
             return set()
-        return {name for name in listed if name in locked}
+        return {name for name in listed if isinstance(name, str) and name in locked}
 
     def rate(self, path: str) -> Any:
         """A rate cell's value: as recorded at generation (tampering is reported separately)."""
@@ -243,8 +243,16 @@ def _read_fields(ctx: Context) -> None:
         if placed.formula:
             continue  # computed from inputs in tamper.check_formulas
         ftype = field_type(placed.path, placed.format)
-        raw = ctx.value(placed)
+        raw_cell = ctx.raw(placed)
+        raw = ctx.book.value(raw_cell)
         reading = read_value(raw, ftype)
+        if raw_cell is not None and raw_cell.f is not None:
+            # A formula typed into an input: only its stored result can be read, which we
+            # never trust on its own. A readable result is a warning, none is an error.
+            if raw is None:
+                reading.problem = f"数式「={raw_cell.f}」が入力されていて、値を読み取れません"
+            else:
+                ctx.add("V303", placed, formula=raw_cell.f, value=_show(raw))
         ctx.readings[placed.path] = reading
         if reading.problem:
             ctx.add("V302", placed, problem=reading.problem, hint=_hint(ftype))

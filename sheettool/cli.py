@@ -103,10 +103,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
     inbox = Path(args.inbox)
     if not inbox.is_dir():
         raise UsageError(f"受信フォルダが見つかりません: {inbox}")
+    broken: list = []
     try:
         expected = None
         if args.expected:
             items = records.load(args.expected)
+            broken = [i for i in items if not isinstance(i.data, dict)]
+            for item in broken:
+                print(f"エラー: 提出予定の記録 {item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}",
+                      file=sys.stderr)
             expected = [i.data for i in items if isinstance(i.data, dict)]
         result = collect(inbox, args.out, store=args.store, expected=expected, json_out=args.json,
                          csv_dir=args.csv, jobs=args.jobs)
@@ -115,8 +120,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     print(summary_line(result))
     for path in result.outputs:
         print(f"  出力: {path}")
-    problems = any(not s.result.ok for s in result.current) or any(
-        not s.result.readable for s in result.history)
+    # What the master book still shows as a problem; files replaced since no longer count.
+    problems = bool(broken) or any(not s.result.ok for s in result.current) or bool(result.unreadable)
     return EXIT_FINDINGS if problems else EXIT_OK
 
 
@@ -133,7 +138,14 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
         for item in broken:
             print(f"エラー: {item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}", file=sys.stderr)
         mapping = Mapping.load(args.mapping) if args.mapping else None
-        additions = [i.data for i in records.load(args.add)] if args.add else None
+        additions, bad_additions = None, []
+        if args.add:
+            added = records.load(args.add)
+            bad_additions = [i for i in added if i.error or not isinstance(i.data, dict)]
+            for item in bad_additions:
+                print(f"エラー: 追加する記録 {item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}",
+                      file=sys.stderr)
+            additions = [i.data for i in added if i not in bad_additions]
         summary = rollforward([i.data for i in items if i not in broken], template=args.template,
                               mapping=mapping, keep_all=args.keep_all, additions=additions)
         rates = Rates.load(args.rates) if args.rates else None
@@ -142,7 +154,7 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
     for problem in summary.problems:
         print(f"エラー: {problem}", file=sys.stderr)
     _print_roll_summary(summary)
-    failed = bool(broken or summary.problems)
+    failed = bool(broken or bad_additions or summary.problems)
     if args.records_only:
         records.dump_json(summary.rolled, args.records_only)
         print(f"繰越後の記録を書き出しました: {args.records_only}")

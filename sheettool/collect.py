@@ -23,7 +23,7 @@ from typing import Any
 from .check import check_bytes
 from .fileio import atomic_write_text
 from .ledger import Ledger, relpath_for, sha256_bytes, workspace_for
-from .submission import ACCEPTED, NEEDS_FIX, UNREADABLE, CheckResult, Submission
+from .submission import ACCEPTED, NEEDS_FIX, UNEXPECTED, CheckResult, Submission
 
 SUFFIXES = (".xlsx", ".xlsm")
 PARALLEL_MIN = 16  # below this, worker start-up costs more than it saves
@@ -37,6 +37,7 @@ class CollectResult:
     read: int = 0
     current: list[Submission] = field(default_factory=list)
     history: list[Submission] = field(default_factory=list)
+    unreadable: list[Submission] = field(default_factory=list)  # still to chase: nothing replaced them
     expected: list[dict[str, Any]] | None = None
     fiscal_year: int | None = None
     outputs: list[Path] = field(default_factory=list)
@@ -91,6 +92,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
     workspace = Path(store) if store else workspace_for(master)
     result = CollectResult(expected=expected)
     with Ledger.open(workspace) as ledger:
+        ledger.tidy()  # half-written archive files of a killed run
         tasks = []
         for path in inbox_files(inbox, exclude=(workspace, master)):
             result.seen += 1
@@ -112,6 +114,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
             print(file=sys.stderr)
         result.current = ledger.current()
         result.history = ledger.history()
+    result.unreadable = masterbook.open_unreadable(result.current, result.history)
     result.fiscal_year = _fiscal_year(result.current, expected)
     result.outputs.append(master)
     masterbook.write_master(master, result.current, expected, result.history, result.fiscal_year)
@@ -141,12 +144,14 @@ def _fiscal_year(current: list[Submission], expected: list[dict[str, Any]] | Non
 
 
 def summary_line(result: CollectResult) -> str:
-    counts = result.counts()
-    unreadable = sum(1 for s in result.history if s.result.status == UNREADABLE)
+    """The counts 提出状況 shows: files replaced later (fixed) no longer count."""
+    expected = None if result.expected is None else {str(r.get("project_no")) for r in result.expected}
+    counts = Counter(s.result.status if expected is None or str(s.project_no) in expected else UNEXPECTED
+                     for s in result.current)
     line = (f"ファイル {result.seen}件（新たに読み取り {result.read}件）: 受理 {counts.get(ACCEPTED, 0)}件、"
-            f"要修正 {counts.get(NEEDS_FIX, 0)}件、読取不可 {unreadable}件")
-    if result.expected is not None:
-        received = {s.project_no for s in result.current}
-        missing = [r for r in result.expected if str(r.get("project_no")) not in received]
-        line += f"、未提出 {len(missing)}件"
+            f"要修正 {counts.get(NEEDS_FIX, 0)}件、読取不可 {len(result.unreadable)}件")
+    if expected is not None:
+        # an unreadable file that names its project (in _meta) stands for it, as in 提出状況
+        received = {str(s.project_no) for s in (*result.current, *result.unreadable) if s.project_no is not None}
+        line += f"、対象外 {counts.get(UNEXPECTED, 0)}件、未提出 {len(expected - received)}件"
     return line + "。"

@@ -64,8 +64,10 @@ Crash safety and concurrency
     the lock (busy timeout) and gets :class:`LedgerLocked`, a Japanese message,
     if it waits too long. WAL needs a local disk: on a network share, put the
     store on a local folder (``--store``). A kill during an archive write may
-    leave an ``archive/ab/.tmp-*.part`` file; it is never referenced and may be
-    removed by hand. An archive file that no longer matches its hash is renamed
+    leave an ``archive/ab/.tmp-<pid>-*.part`` file; it is never referenced, and
+    :meth:`Ledger.tidy` (which the next ``collect`` calls) removes it once
+    process ``<pid>`` is gone (POSIX; elsewhere it may be removed by hand), so
+    a resumed run ends with the same archive as an uninterrupted one. An archive file that no longer matches its hash is renamed
     ``….damaged-<ns>`` (kept, not deleted) and written again from the inbox.
 
     ``current`` is keyed by project number alone: one store serves one master
@@ -97,7 +99,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -311,7 +313,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
     if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
         _fsync_dir(path.parent.parent)  # the new archive/ab/ entry itself
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    # The writer's pid in the name lets a later open tell a crash's leftover from a live write.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -322,6 +325,35 @@ def _atomic_write(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+_PART_RE = re.compile(r"\.tmp-(\d+)-.*\.part")
+
+
+def _remove_stale_parts(archive: Path) -> list[Path]:
+    """Delete archive temp files whose writing process no longer exists (a kill's leftovers).
+
+    POSIX only: there ``kill(pid, 0)`` merely asks whether the process exists.
+    A part of a live process (another collect on this store) is left alone.
+    """
+    removed: list[Path] = []
+    if os.name != "posix":
+        return removed
+    for part in archive.glob("*/.tmp-*.part"):
+        match = _PART_RE.fullmatch(part.name)
+        if match is None:
+            continue  # not ours (or from an older version): leave it for a person to judge
+        pid = int(match.group(1))
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            part.unlink(missing_ok=True)
+            removed.append(part)
+        except (PermissionError, OverflowError, OSError):
+            continue  # alive under another user, or not a pid we can ask about
+    return removed
 
 
 def _file_sha256(path: Path) -> str | None:
@@ -414,6 +446,16 @@ class Ledger:
 
     def close(self) -> None:
         self._conn.close()
+
+    def tidy(self) -> list[Path]:
+        """Remove the archive temp files of killed writers; return what was removed.
+
+        Only files named by a process that no longer exists (POSIX); a live
+        collect's half-written file is left alone, and so is anything else.
+        """
+        with suppress(OSError):  # tidying only: a leftover is never referenced
+            return _remove_stale_parts(self.workspace / ARCHIVE_DIR)
+        return []
 
     def __enter__(self) -> Ledger:
         return self

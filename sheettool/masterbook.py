@@ -29,6 +29,7 @@ never quoted, so a negative 千円 amount stays a number.
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
@@ -99,6 +100,7 @@ SHA_PREFIX = 12
 NO_DIRECTION = "未記入"
 OTHER_DIRECTION = "その他の値"  # a 要修正 record may hold a value outside the list
 UNKNOWN_DEPARTMENT = "（不明）"
+UNKNOWN_YEAR = "評価年度不明"
 
 DIRECTIONS: tuple[str, ...] = tuple(d for d in property_schema("direction")["enum"] if d is not None)
 DIRECTION_COLORS = {"拡大・拡充": "#70AD47", "継続": "#4472C4", "改善・見直し": "#FFC000",
@@ -197,7 +199,7 @@ class _Project:
 
 @dataclass
 class _Book:
-    fiscal_year: int
+    fiscal_year: int | None  # None: nothing readable and nothing expected says which year
     projects: list[_Project]
     loose: list[Submission]  # live unreadable files that do not stand for a project
     live: list[Submission]
@@ -218,14 +220,19 @@ class _Book:
 
 
 def write_master(path: str | Path, current: list[Submission], expected: list[dict] | None,
-                 history: list[Submission], fiscal_year: int) -> None:
-    """Write the master book to ``path`` (atomically)."""
+                 history: list[Submission], fiscal_year: int | None) -> None:
+    """Write the master book to ``path`` (atomically).
+
+    ``fiscal_year`` is None when no file could be read and nothing is expected
+    (an inbox of unreadable files): the book is still written, so the office
+    sees what to chase, with the year shown as 評価年度不明.
+    """
     book = _collect(current, expected, history, fiscal_year)
     buf = io.BytesIO()
-    wb = Workbook(buf, _WB_OPTIONS)
+    wb = Workbook(buf, copy.deepcopy(_WB_OPTIONS))  # xlsxwriter adds keys to the options it is given
     styles = StyleBook(wb, {})
     fmts = {kind: styles.plain(**props) for kind, props in _KIND_PROPS.items()}
-    label = fiscal_label_with_western(fiscal_year)
+    label = _year_label(fiscal_year)
     _list_sheet(wb, fmts, styles, book, label)
     _costs_sheet(wb, fmts, styles, book, label)
     _indicators_sheet(wb, fmts, styles, book, label)
@@ -238,7 +245,8 @@ def write_master(path: str | Path, current: list[Submission], expected: list[dic
     wb.set_properties({"title": f"事務事業評価 マスターブック {label}", "author": "sheettool",
                        "comments": "sheettool collect で作成"})
     wb.set_custom_property("sheettool_masterbook", "1")
-    wb.set_custom_property("sheettool_fiscal_year", str(fiscal_year))
+    if fiscal_year is not None:
+        wb.set_custom_property("sheettool_fiscal_year", str(fiscal_year))
     wb.close()
     atomic_write_bytes(path, buf.getvalue())
 
@@ -277,14 +285,14 @@ def read_master_records(path: str | Path) -> list[dict]:
 
 
 def write_csv(out_dir: str | Path, current: list[Submission], expected: list[dict] | None,
-              fiscal_year: int) -> list[Path]:
+              fiscal_year: int | None) -> list[Path]:
     """一覧, コスト推移 and 指標 as tidy CSV files in ``out_dir``; returns their paths."""
     book = _collect(current, expected, [], fiscal_year)
     out = Path(out_dir)
     written = []
     for name, table in ((LIST, _list_table(book, csv=True)), (COSTS, _cost_table(book)),
                         (INDICATORS, _indicator_table(book))):
-        target = out / f"{name}_{fiscal_year}.csv"
+        target = out / (f"{name}_{fiscal_year}.csv" if fiscal_year is not None else f"{name}.csv")
         atomic_write_bytes(target, _csv_bytes(table))
         written.append(target)
     return written
@@ -294,7 +302,7 @@ def write_csv(out_dir: str | Path, current: list[Submission], expected: list[dic
 
 
 def _collect(current: list[Submission], expected: list[dict] | None,
-             history: list[Submission], fiscal_year: int) -> _Book:
+             history: list[Submission], fiscal_year: int | None) -> _Book:
     """Projects with their status, from the submissions and the expected list."""
     live = _live(current, history)
     exp = None if expected is None else {str(r.get("project_no")): r for r in expected}
@@ -325,6 +333,11 @@ def _collect(current: list[Submission], expected: list[dict] | None,
     names.update({p.no: p.ident for p in projects})
     given = {id(s): i for i, s in enumerate(current)}
     return _Book(fiscal_year, projects, sorted(loose, key=_received), live, history, names, given)
+
+
+def open_unreadable(current: list[Submission], history: list[Submission]) -> list[Submission]:
+    """Unreadable files nothing later replaced: the rows 提出状況 shows as 読取不可."""
+    return sorted((s for s in _live(current, history) if s.result.status == UNREADABLE), key=_received)
 
 
 def _live(current: list[Submission], history: list[Submission]) -> list[Submission]:
@@ -391,6 +404,10 @@ def _wareki(year: Any) -> str | None:
         return None
 
 
+def _year_label(fiscal_year: int | None) -> str:
+    return fiscal_label_with_western(fiscal_year) if fiscal_year is not None else UNKNOWN_YEAR
+
+
 def _ident(book: _Book, no: str | None) -> list[Any]:
     """番号, 事業名, 部, 課 of a project (blank where unknown)."""
     ident = book.names.get(no or "", {})
@@ -406,7 +423,7 @@ IDENT_COLS = [Col("番号"), Col("事業名"), Col("部"), Col("課")]
 def _list_table(book: _Book, *, csv: bool = False) -> Table:
     """一覧: one row per project. The xlsx headers carry the year; the CSV has 年度/和暦 columns."""
     fy = book.fiscal_year
-    year = "" if csv else fiscal_label_with_western(fy)
+    year = "" if csv or fy is None else fiscal_label_with_western(fy)
     cols = [
         Col("番号"), Col("事業名"), Col("部"), Col("課"), Col("係"), Col("事業分類"), Col("事業体制"),
         Col(f"{year}予算額（千円）", "money"), Col(f"{year}決算額（千円）", "money"),
@@ -433,7 +450,7 @@ def _list_table(book: _Book, *, csv: bool = False) -> Table:
         ])
     if csv:
         cols = [Col("年度", "int"), Col("和暦"), *cols]
-        rows = [[fy, fiscal_label(fy), *row] for row in rows]
+        rows = [[fy, _wareki(fy), *row] for row in rows]
     return Table("T_List", cols, rows)
 
 

@@ -131,6 +131,8 @@ _MESSAGES = [
     # --- V3xx: one cell's value ---
     Message("V301", W, "{label}（{cell}）の「{raw}」を {value} として読み取りました（{changes}）。",
             "次からは入力欄の案内どおりに入力してください。"),
+    Message("V303", W, "{label}（{cell}）に数式「={formula}」が入力されています。保存された計算結果 {value} を値として読み取りました。",
+            "入力欄には数式ではなく値を入力してください。"),
     Message("V302", E, "{label}（{cell}）: {problem}。",
             "{hint}"),
     # --- S4xx: record schema ---

@@ -61,8 +61,9 @@ def read_value(raw: Any, ftype: FieldType) -> Reading:
         return _sdg(raw, reading)
     if kind == "enum":
         return _enum(raw, ftype, reading)
-    if isinstance(raw, float):
+    if isinstance(raw, float):  # a number where text belongs: "04" may have lost its zero
         reading.value = str(int(raw)) if raw.is_integer() else repr(raw)
+        reading.changes.append("数値として入力された値を文字列として読みました")
     else:
         reading.value = raw
     return reading

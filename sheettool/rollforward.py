@@ -177,6 +177,11 @@ def rollforward(records: list[dict[str, Any]], *, template: str = layout_mod.DEF
         summary.rolled.append(rolled)
     fiscal_years = {r["fiscal_year"] for r in summary.rolled}
     for record in additions or []:
+        problems = schema.validate_record(record)
+        if problems:
+            p = problems[0]
+            summary.problems.append(f"追加の事業 {record.get('project_no')}: {p.label}{p.problem}")
+            continue
         if fiscal_years and record.get("fiscal_year") not in fiscal_years:
             summary.problems.append(
                 f"追加の事業 {record.get('project_no')} の評価年度 {record.get('fiscal_year')} が"

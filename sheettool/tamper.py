@@ -139,7 +139,7 @@ def check_locked(ctx: Context) -> None:
     locked = ctx.meta.get("locked_values")
     listed = ctx.meta.get("constant_cells")
     if ctx.meta and (not isinstance(locked, dict) or ctx.meta.get("locked_digest") != meta_mod.digest(locked)
-                     or not isinstance(listed, list) or set(listed) - set(locked)):
+                     or not isinstance(listed, list) or not all(isinstance(n, str) and n in locked for n in listed)):
         ctx.add("T215", None)  # locked values, their digest or the constant list edited or removed
     if isinstance(locked, dict):
         by_name = {p.name: p for p in ctx.placement.items if p.kind in ("field", "computed")}

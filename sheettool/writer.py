@@ -8,22 +8,28 @@ veryHidden and protected.
 from __future__ import annotations
 
 import io
-from datetime import datetime
+import re
+from datetime import UTC, datetime
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
+from xlsxwriter.format import Format
+from xlsxwriter.packager import Packager
+from xlsxwriter.sharedstrings import SharedStrings
 from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from . import __version__, meta
-from .fieldtypes import dropdown_lists
+from .fieldtypes import FieldType, dropdown_lists
 from .layout import Layout, Placed
 from .sheetplan import CellPlan, SheetPlan
 from .styles import StyleBook
 
 LISTS_SHEET = "_lists"
 _PAPER = {"A4": 9, "A3": 8}
+_EDGE_SPACE = re.compile(r"^\s|\s$")  # XlsxWriter's test for xml:space="preserve"
 _WB_OPTIONS = {
     "strings_to_formulas": False,  # text starting with "=" stays text
     "strings_to_urls": False,
@@ -47,11 +53,47 @@ class _Sheet(Worksheet):
         super()._xml_start_tag(tag, list(attributes))
 
 
+class _SharedStrings(SharedStrings):
+    """Every shared string as plain text.
+
+    XlsxWriter writes any string shaped "<r>…</r>" raw, as rich-text XML from
+    write_rich_string (which we never use). A record's text of that shape would
+    inject XML into sharedStrings.xml and shift every later string: labels,
+    dropdown lists and _meta.
+    """
+
+    def _write_si(self, string: str) -> None:
+        string = self._escape_control_characters(string)
+        self._xml_si_element(string, [("xml:space", "preserve")] if _EDGE_SPACE.search(string) else [])
+
+
+class _Packager(Packager):
+    def _write_shared_strings_file(self) -> None:
+        if not self.workbook.str_table.count:
+            return
+        sst = _SharedStrings()
+        sst.string_table = self.workbook.str_table
+        sst._set_xml_writer(self._filename("xl/sharedStrings.xml"))
+        sst._assemble_xml_file()
+
+
 class _Workbook(Workbook):
     """Adds workbook structure protection, which XlsxWriter has no option for."""
 
     structure_password_hash: str | None = None
     protect_structure = False
+    # Formats no cell uses, kept in styles.xml anyway (the stamping renderer's spare styles).
+    reserved_formats: tuple[Format, ...] = ()
+
+    def _prepare_format_properties(self) -> None:
+        # Runs after the sheets are written, so cells keep the numbering XlsxWriter gives them
+        # and the reserved formats take the indices after.
+        for fmt in self.reserved_formats:
+            fmt._get_xf_index()
+        super()._prepare_format_properties()
+
+    def _get_packager(self) -> Packager:
+        return _Packager()
 
     def _write_workbook_pr(self) -> None:
         super()._write_workbook_pr()
@@ -63,12 +105,40 @@ class _Workbook(Workbook):
             self._xml_empty_tag("workbookProtection", attrs)
 
 
+# The arguments of ``StyleBook.value`` for a value cell:
+# (state, number format, text, lines, center, shrink).
+ValueStyle = tuple[str, str | None, bool, int, bool, bool]
+
+
+class ValidationGroup(NamedTuple):
+    """One data validation: a rule, its imeMode and the refs ("C5:D5") of its input cells."""
+
+    key: str
+    rule: dict[str, Any]
+    ime: str
+    refs: list[str]
+
+
 def render(plan: SheetPlan, layout: Layout, target: str | Path | IO[bytes], *,
            password: str | None = None, generated_at: datetime | None = None) -> None:
     """Write the workbook for ``plan`` to ``target`` (a path or a binary stream)."""
+    wb, _ = compose(plan, layout, target, password=password, generated_at=generated_at)
+    wb.close()
+
+
+def compose(plan: SheetPlan, layout: Layout, target: str | Path | IO[bytes], *,
+            password: str | None = None, generated_at: datetime | None = None,
+            meta_override: dict[str, str | int] | None = None,
+            validations: list[ValidationGroup] | None = None) -> tuple[_Workbook, StyleBook]:
+    """The whole workbook of ``render``, not yet closed (nothing is written before ``close()``).
+
+    ``meta_override`` replaces the ``_meta`` values and ``validations`` the plan's data
+    validations (the stamping renderer's base uses 0s and every rule the layout can need).
+    """
+    generated_at = generated_at or datetime.now().astimezone()
     spec = layout.spec
     font = spec.get("font", {})
-    options = dict(_WB_OPTIONS)
+    options: dict[str, Any] = dict(_WB_OPTIONS)
     options["default_format_properties"] = {"font_name": font.get("name", "ＭＳ Ｐゴシック"),
                                             "font_size": font.get("size", 10)}
     if isinstance(target, io.IOBase):
@@ -82,18 +152,29 @@ def render(plan: SheetPlan, layout: Layout, target: str | Path | IO[bytes], *,
         _draw(ws, styles, cell)
         if cell.placed.kind in ("field", "computed"):
             wb.define_name(cell.placed.name, f"={sheet_ref}!{_abs(cell.placed)}")
-    _validate(ws, plan)
+    _validate(ws, validation_groups(plan) if validations is None else validations)
     _write_lists(wb, layout)
-    _write_meta(wb, layout, plan, generated_at or datetime.now().astimezone())
+    _write_meta(wb, meta_override or meta_values(layout, plan, generated_at))
     _protect(wb, ws, password)
-    record = plan.record
-    wb.set_properties({"title": f"{record['project_no']} {record['project_name']}",
-                       "subject": f"{layout.spec.get('name', '')}（{record['fiscal_year']}年度）",
-                       "author": "sheettool", "comments": "sheettool generate で作成"})
-    wb.set_custom_property("sheettool_template", f"{layout.template_id} {layout.version}")
-    wb.set_custom_property("sheettool_project_no", str(record["project_no"]))
-    wb.set_custom_property("sheettool_fiscal_year", str(record["fiscal_year"]))
-    wb.close()
+    wb.set_properties(doc_properties(layout, plan.record, generated_at))
+    for name, value in custom_properties(layout, plan.record):
+        wb.set_custom_property(name, value)
+    return wb, styles
+
+
+def doc_properties(layout: Layout, record: dict[str, Any], generated_at: datetime) -> dict[str, Any]:
+    """docProps/core.xml: title, subject, … and ``created`` (UTC; XlsxWriter prints it with a Z)."""
+    return {"title": f"{record['project_no']} {record['project_name']}",
+            "subject": f"{layout.spec.get('name', '')}（{record['fiscal_year']}年度）",
+            "author": "sheettool", "comments": "sheettool generate で作成",
+            "created": generated_at.astimezone(UTC)}
+
+
+def custom_properties(layout: Layout, record: dict[str, Any]) -> list[tuple[str, str]]:
+    """docProps/custom.xml, all text."""
+    return [("sheettool_template", f"{layout.template_id} {layout.version}"),
+            ("sheettool_project_no", str(record["project_no"])),
+            ("sheettool_fiscal_year", str(record["fiscal_year"]))]
 
 
 def _abs(placed: Placed) -> str:
@@ -145,15 +226,12 @@ def _col(letter: str) -> int:
 def _draw(ws: _Sheet, styles: StyleBook, cell: CellPlan) -> None:
     p = cell.placed
     if p.kind in ("section", "label", "text", "header"):
-        fmt = styles.label(p.style or ("header" if p.kind == "header" else "label"))
+        fmt = styles.label(label_style(p))
         if p.is_merged:
             ws.merge_range(p.row, p.col, p.last_row, p.last_col, "", fmt)
         ws.write_string(p.row, p.col, p.text or "", fmt)
         return
-    kind = cell.ftype.kind if cell.ftype else None
-    text = not cell.ftype.numeric if cell.ftype else p.format in (None, "text")
-    fmt = styles.value(cell.state, p.format, text=text, lines=p.lines, center=kind in ("score", "yesno"),
-                       shrink=kind in ("enum", "code") and p.lines == 1)
+    fmt = value_format(styles, value_style(cell))
     if p.is_merged:
         ws.merge_range(p.row, p.col, p.last_row, p.last_col, "", fmt)
     if cell.formula:
@@ -166,20 +244,61 @@ def _draw(ws: _Sheet, styles: StyleBook, cell: CellPlan) -> None:
         ws.write_number(p.row, p.col, cell.value, fmt)
 
 
-def _validate(ws: _Sheet, plan: SheetPlan) -> None:
-    """One data validation per distinct rule, over all the input cells it covers."""
-    groups: dict[str, tuple[dict, str, list[str]]] = {}
+def label_style(placed: Placed) -> str:
+    """The ``StyleBook.label`` style of a section, label, text or header item."""
+    return placed.style or ("header" if placed.kind == "header" else "label")
+
+
+def value_style(cell: CellPlan) -> ValueStyle:
+    """How a field or computed cell looks: a function of its state, its spec format and its type."""
+    p = cell.placed
+    kind = cell.ftype.kind if cell.ftype else None
+    text = not cell.ftype.numeric if cell.ftype else p.format in (None, "text")
+    return (cell.state, p.format, text, p.lines, kind in ("score", "yesno"),
+            kind in ("enum", "code") and p.lines == 1)
+
+
+def value_format(styles: StyleBook, style: ValueStyle) -> Format:
+    state, number_format, text, lines, center, shrink = style
+    return styles.value(state, number_format, text=text, lines=lines, center=center, shrink=shrink)
+
+
+def validation_groups(plan: SheetPlan) -> list[ValidationGroup]:
+    """One group per distinct rule and imeMode, over all the input cells it covers, in cell order.
+
+    Locked cells (history, identity) get none: nobody can type into them.
+    """
+    groups: dict[str, ValidationGroup] = {}
     for cell in plan.cells:
         if cell.state != "input" or cell.ftype is None:
             continue
-        rule = cell.ftype.validation()
-        if rule is None:
+        keyed = _keyed_rule(cell.ftype)
+        if keyed is None:
             continue
-        key = repr(sorted(rule.items())) + cell.ftype.ime_mode
-        groups.setdefault(key, (rule, cell.ftype.ime_mode, []))[2].append(cell.placed.ref)
-    for rule, ime, refs in groups.values():
-        ws.data_validation(refs[0], {**rule, "multi_range": " ".join(refs)})
-        ws.validations[-1]["ime_mode"] = ime
+        key, rule = keyed
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ValidationGroup(key, rule, cell.ftype.ime_mode, [])
+        group.refs.append(cell.placed.ref)
+    return list(groups.values())
+
+
+@cache
+def _keyed_rule(ftype: FieldType) -> tuple[str, dict[str, Any]] | None:
+    # FieldType is frozen, so its rule never changes; building it per cell cost ~1 ms a sheet.
+    rule = ftype.validation()
+    if rule is None:
+        return None
+    return repr(sorted(rule.items())) + ftype.ime_mode, rule
+
+
+def _validate(ws: _Sheet, groups: list[ValidationGroup]) -> None:
+    for group in groups:
+        # XlsxWriter drops a rule it refuses (a message over 255 characters, …) with only a
+        # warning; the imeMode below would then land on the previous rule.
+        if ws.data_validation(group.refs[0], {**group.rule, "multi_range": " ".join(group.refs)}) != 0:
+            raise ValueError(f"XlsxWriter refused the data validation of {group.refs[0]}: {group.rule}")
+        ws.validations[-1]["ime_mode"] = group.ime
 
 
 def _write_lists(wb: _Workbook, layout: Layout) -> None:
@@ -212,21 +331,31 @@ def _write_lists(wb: _Workbook, layout: Layout) -> None:
     ws.very_hidden()
 
 
-def _write_meta(wb: _Workbook, layout: Layout, plan: SheetPlan, generated_at: datetime) -> None:
-    ws = wb.add_worksheet(meta.SHEET)
+def meta_values(layout: Layout, plan: SheetPlan, generated_at: datetime) -> dict[str, str | int]:
+    """The ``_meta`` entries, by key (meta.KEYS order)."""
     record = plan.record
-    values = {
+    return {
         "template_id": layout.template_id,
         "template_version": layout.version,
         "fiscal_year": record["fiscal_year"],
         "project_no": str(record["project_no"]),
         "generated_at": generated_at.isoformat(timespec="seconds"),
         "generator": f"sheettool {__version__}",
-        "layout_digest": meta.layout_digest(layout.spec),
+        "layout_digest": _layout_digest(layout),
         "locked_digest": meta.digest(plan.locked_values),
         "locked_values": meta.canonical(plan.locked_values),
         "constant_cells": meta.canonical(plan.constant_cells),
     }
+
+
+@lru_cache(maxsize=8)
+def _layout_digest(layout: Layout) -> str:
+    # Hashing the whole spec took ~0.4 ms, a tenth of a stamped workbook; it is per layout.
+    return meta.layout_digest(layout.spec)
+
+
+def _write_meta(wb: _Workbook, values: dict[str, str | int]) -> None:
+    ws = wb.add_worksheet(meta.SHEET)
     for row, key in enumerate(meta.KEYS):
         ws.write_string(row, 0, key)
         value = values[key]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from .filesafety import Package
@@ -21,7 +21,7 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-@dataclass
+@dataclass(slots=True)
 class RawCell:
     """One ``<c>`` element: its stored value (as text), type, formula and style index."""
 
@@ -138,7 +138,11 @@ class Book:
             if tag == "sheetData":
                 for row in part:
                     for c in row:
-                        cell = RawCell(c.get("r", ""), c.get("t"), s=int(c.get("s") or 0))
+                        s = c.get("s")
+                        cell = RawCell(c.get("r", ""), c.get("t"), s=int(s) if s else 0)
+                        if not len(c):  # a styled empty cell: most of a form
+                            cells[cell.ref] = cell
+                            continue
                         for child in c:
                             ctag = _local(child.tag)
                             if ctag == "v":
@@ -193,6 +197,7 @@ def _text_of(node) -> str:
     return "".join(parts)
 
 
+@lru_cache(maxsize=4096)
 def split_ref(ref_text: str) -> tuple[str | None, str]:
     """"'シート'!$C$4" → ("シート", "C4"); a range gives its top-left cell."""
     text = ref_text.strip().lstrip("=")

@@ -303,6 +303,24 @@ def test_defined_name_pointing_into_another_sheet_is_not_followed(book, tmp_path
     assert only(result, "T219").cell == "D4"
 
 
+def test_formula_typed_into_an_input_is_read_from_its_result_with_a_warning(book, tmp_path):
+    ref = cell("costs.2023.budget")
+    book.formula(ref, "100000+29129", cached=129129)
+    result = check_file(book.save(tmp_path / "typed_formula.xlsx"))
+    v303 = only(result, "V303")
+    assert (v303.cell, v303.field, v303.severity) == (ref, "costs.2023.budget", "warning")
+    assert "=100000+29129" in v303.message and "129,129" in v303.message and "値を入力" in v303.message
+    assert result.record == seed_record("088")
+
+
+def test_formula_typed_into_an_input_without_a_result_is_an_error(book, tmp_path):
+    ref = cell("costs.2023.budget")
+    book.formula(ref, "100000+29129")
+    result = check_file(book.save(tmp_path / "typed_formula_nocache.xlsx"))
+    v302 = only(result, "V302")
+    assert v302.cell == ref and "=100000+29129" in v302.message and not result.ok
+
+
 # --------------------------------------------------------------------------- 2. formulas and caches
 
 
@@ -430,6 +448,7 @@ def test_openpyxl_resave_without_cached_values_reads_correctly(templates, tmp_pa
     ("costs.2023.part_time_staff", "あり", True, ["「有」"]),
     ("direction", "継 続", "継続", ["選択肢の「継続」"]),
     ("sdgs.1", "9", 9, ["目標9"]),
+    ("section", " 情報システム係\u3000", "情報システム係", ["前後の空白"]),
 ])
 def test_normalised_cell_is_read_and_warned_about_at_that_cell(book, tmp_path, path, raw, value, said):
     ref = cell(path)
@@ -496,6 +515,16 @@ def test_unreadable_input_leaves_its_formula_uncomputed_without_a_cache_warning(
     assert codes(result).count("V302") == 1 and "T204" not in codes(result)
     cost = result.record["costs"][2]
     assert cost["staff_fte"] is None and cost["personnel_cost"] is None  # not 245 from overtime alone
+
+
+def test_number_in_a_code_cell_is_read_as_text_with_a_warning(book, tmp_path):
+    """A pasted number loses leading zeros ("04" → 4): reading it back as "4" is not silent."""
+    ref = cell("mayor_pledge.1")
+    book.number(ref, 4)
+    result = check_file(book.save(tmp_path / "code.xlsx"))
+    v301 = only(result, "V301")
+    assert (v301.cell, v301.field) == (ref, "mayor_pledge.1") and "数値として入力された値" in v301.message
+    assert result.record["mayor_pledge"] == ["4"]
 
 
 def test_numbers_typed_as_numbers_need_no_warning(book, tmp_path):
@@ -740,7 +769,7 @@ def test_locked_cell_emptied(book, tmp_path):
     assert t214.cell == "G6" and "作成時「情報政策課」" in t214.message
 
 
-@pytest.mark.parametrize("edit", ["values_and_cell", "digest", "garbage", "removed"])
+@pytest.mark.parametrize("edit", ["values_and_cell", "digest", "garbage", "removed", "constants"])
 def test_meta_edited(book, tmp_path, edit):
     if edit == "values_and_cell":  # the cell changed, and _meta "fixed" to match it
         locked = book.meta_value("locked_values").replace('"f_costs_2020_budget":86185',
@@ -751,6 +780,8 @@ def test_meta_edited(book, tmp_path, edit):
         book.set_meta("locked_digest", "0" * 64)
     elif edit == "garbage":
         book.set_meta("locked_values", "{broken")
+    elif edit == "constants":
+        book.set_meta("constant_cells", '[["f_costs_2022_settlement"], 7]')
     else:
         book.blank(f"B{book.meta_row('locked_values')}", META)
     result = check_file(book.save(tmp_path / "meta.xlsx"))
@@ -1014,6 +1045,25 @@ def test_annotate_onto_the_input_itself_is_refused(book, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     a701 = next(f for f in report["findings"] if f["code"] == "A701")
     assert "元のファイルと同じ" in a701["message"] and "別のファイル名" in a701["message"]
+    assert sha256(src) == before
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_annotate_through_a_link_to_the_input_leaves_the_input_alone(book, tmp_path, link):
+    import os
+
+    src = book.save(tmp_path / "linked.xlsx")
+    before = sha256(src)
+    out = tmp_path / "link.xlsx"
+    if link == "symlink":
+        out.symlink_to(src)
+        with pytest.raises(AnnotateError) as info:
+            annotate(src, check_file(src), out)
+        assert info.value.finding.code == "A701"
+    else:  # a second name for the same file: the copy replaces the name, never the content
+        os.link(src, out)
+        annotate(src, check_file(src), out)
+        assert FINDINGS_SHEET in openpyxl.load_workbook(out).sheetnames
     assert sha256(src) == before
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
-import time
 import zipfile
 from pathlib import Path
 
@@ -295,26 +293,12 @@ def test_saved_as_xlsm_by_calc_is_read(calc, seed_dir, tmp_path):
 # --------------------------------------------------------------------------- speed
 
 
-def test_check_time_per_workbook(calc, seed_dir, tmp_path):
-    """Median ``check_file`` time over the six templates and over Calc-saved copies of them."""
+def test_recalculated_and_saved_by_calc_reads_back_unchanged(calc, seed_dir, tmp_path):
+    """A template only opened, recalculated and saved by Calc reads back as its record."""
     generated = [template(seed_dir, no) for no in NOS]
     saved = []
     for src in generated:
         with calc.open(src) as doc:
             doc.recalc()
             saved.append(doc.save(tmp_path / src.name))
-
-    def median_ms(paths: list[Path]) -> float:
-        times = []
-        for path in paths:
-            check_file(path)  # warm
-            for _ in range(3):
-                started = time.perf_counter()
-                check_file(path)
-                times.append(time.perf_counter() - started)
-        return statistics.median(times) * 1000
-
-    gen_ms, saved_ms = median_ms(generated), median_ms(saved)
-    print(f"\ncheck_file median: generated {gen_ms:.1f} ms, saved by LibreOffice {saved_ms:.1f} ms")
-    assert gen_ms < 250 and saved_ms < 250
     assert all(check_file(p).record == seed_record(no) for p, no in zip(saved, NOS, strict=True))

@@ -7,6 +7,7 @@ import random
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from helpers import seed_record, seed_records
 
 from sheettool import formulas, layout
 from sheettool.cli import main
-from sheettool.generate import output_path
+from sheettool.generate import RENDERER_ENV, RENDERERS, output_path
 from sheettool.rates import Rates
 
 LAYOUT = layout.load()
@@ -26,8 +27,16 @@ RATES = Rates.load(LAYOUT.default_rates_path)
 SHEET = LAYOUT.sheet_name
 
 
+@pytest.fixture(scope="module", autouse=True, params=sorted(RENDERERS))
+def renderer(request) -> Iterator[str]:
+    """Every test here runs once per renderer ``generate`` can use (the stamped one by default)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(RENDERER_ENV, request.param)
+        yield request.param
+
+
 @pytest.fixture(scope="module")
-def seed_dir(tmp_path_factory) -> Path:
+def seed_dir(tmp_path_factory, renderer) -> Path:
     out = tmp_path_factory.mktemp("gencalc")
     src = out / "records.json"
     src.write_text(json.dumps(seed_records(), ensure_ascii=False), encoding="utf-8")
