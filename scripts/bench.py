@@ -149,7 +149,7 @@ def baseline_xlsxwriter(plans: list, out: Path) -> float:
     cells = [[(c.placed.row, c.placed.col, c.formula, c.value) for c in p.cells] for p in plans]
     start = time.perf_counter()
     for i, rows in enumerate(cells):
-        wb = xlsxwriter.Workbook(out / f"{i}.xlsx", {"strings_to_formulas": False})
+        wb = xlsxwriter.Workbook(out / f"{i}.xlsx", {"strings_to_formulas": False, "in_memory": True})
         ws = wb.add_worksheet()
         for row, col, formula, value in rows:
             if formula:

@@ -100,8 +100,13 @@ def label_of(placed: Placed) -> str:
     return placed.path
 
 
-def check_file(path: str | Path, *, display_name: str | None = None) -> CheckResult:
-    """Read and check one returned workbook; never raises for a bad file."""
+def check_file(path: str | Path, *, display_name: str | None = None,
+               template: str | None = None) -> CheckResult:
+    """Read and check one returned workbook; never raises for a bad file.
+
+    ``template`` (a name under templates/ or a folder) overrides the one its
+    ``_meta`` names, for templates generated with ``--template <folder>``.
+    """
     path = Path(path)
     name = display_name or path.name
     try:
@@ -111,33 +116,33 @@ def check_file(path: str | Path, *, display_name: str | None = None) -> CheckRes
     except OSError as e:
         return CheckResult(name, None, [findings.make("F100", file=name, detail=e.strerror or str(e))],
                            readable=False)
-    return _check_package(pkg, name)
+    return _check_package(pkg, name, template)
 
 
-def check_bytes(data: bytes, name: str) -> CheckResult:
+def check_bytes(data: bytes, name: str, template: str | None = None) -> CheckResult:
     """``check_file`` for content already read (collect checks exactly what it archives)."""
     try:
         pkg = package_from_bytes(name, data)
     except UnreadableFile as e:
         return CheckResult(name, None, [e.finding], readable=False)
-    return _check_package(pkg, name)
+    return _check_package(pkg, name, template)
 
 
-def _check_package(pkg: Package, name: str) -> CheckResult:
+def _check_package(pkg: Package, name: str, template: str | None = None) -> CheckResult:
     try:
         book = Book(pkg)
     except UnreadableFile as e:
         return CheckResult(name, None, [e.finding], readable=False)
     result = CheckResult(name, None, list(pkg.warnings))
     try:
-        _check_book(book, name, result)
+        _check_book(book, name, result, template)
     except UnreadableFile as e:  # a part that fails to parse once we get to it
         # what was said about the content so far (T201, T206, ...) is moot: the file is unreadable
         return CheckResult(name, None, [*pkg.warnings, e.finding], readable=False)
     return result
 
 
-def _check_book(book: Book, name: str, result: CheckResult) -> None:
+def _check_book(book: Book, name: str, result: CheckResult, template: str | None = None) -> None:
     from . import rules, tamper
 
     meta = _read_meta(book)
@@ -145,7 +150,7 @@ def _check_book(book: Book, name: str, result: CheckResult) -> None:
     if not meta:
         result.findings.append(findings.make("T201", file=name))
     foreign = not meta and not any(n.startswith("f_") for n in book.names)
-    lay, template_findings = tamper.template_of(meta)
+    lay, template_findings = tamper.template_of(meta, template)
     result.findings.extend(template_findings)
     sheet = _main_sheet(book, lay)
     if sheet is None:

@@ -63,7 +63,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"ファイルが見つかりません: {path}")
-    result = check_file(path)
+    if args.template:
+        _require_template(args.template)
+    result = check_file(path, template=args.template)
     if args.annotate:
         from .annotate import AnnotateError, annotate
 
@@ -78,6 +80,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not result.readable:
         return EXIT_UNREADABLE
     return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
+def _require_template(name: str) -> None:
+    from .layout import LayoutError, load
+
+    try:
+        load(name)
+    except LayoutError as e:
+        raise UsageError(str(e)) from None
 
 
 def _print_check(result) -> None:
@@ -113,8 +124,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
                 print(f"エラー: 提出予定の記録 {item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}",
                       file=sys.stderr)
             expected = [i.data for i in items if isinstance(i.data, dict)]
+        if args.template:
+            _require_template(args.template)
         result = collect(inbox, args.out, store=args.store, expected=expected, json_out=args.json,
-                         csv_dir=args.csv, jobs=args.jobs)
+                         csv_dir=args.csv, jobs=args.jobs, template=args.template)
     except (records.RecordsError, LedgerError) as e:
         raise UsageError(str(e)) from None
     print(summary_line(result))
@@ -219,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("file", help="提出されたブック（.xlsx / .xlsm）")
     c.add_argument("--json", action="store_true", help="結果をJSONで出力する")
     c.add_argument("--annotate", metavar="OUT.xlsx", help="指摘箇所に色とコメントを付けた写しを書き出す")
+    c.add_argument("--template", help="テンプレート名またはフォルダ（既定: ブックの _meta に記録されたもの）")
     c.set_defaults(func=cmd_check)
 
     k = sub.add_parser("collect", help="提出されたブックを回収・検証し、マスターブックにまとめる")
@@ -229,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--store", help="受付台帳の保存先フォルダ（既定: マスターブックと同じ場所の <名前>.sheettool）")
     k.add_argument("--csv", help="CSVの出力先フォルダ（既定: マスターブックと同じ場所の <名前>_csv）")
     k.add_argument("--jobs", type=int, default=None, help="並列数（既定: CPU数）")
+    k.add_argument("--template", help="テンプレート名またはフォルダ（既定: 各ブックの _meta に記録されたもの）")
     k.set_defaults(func=cmd_collect)
 
     r = sub.add_parser("rollforward", help="今年度のマスターブック（または記録）から翌年度のテンプレートを作る")

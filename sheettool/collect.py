@@ -22,7 +22,7 @@ from typing import Any
 
 from .check import check_bytes
 from .fileio import atomic_write_text
-from .ledger import Ledger, relpath_for, sha256_bytes, workspace_for
+from .ledger import Ledger, archive_content, archive_ext, relpath_for, sha256_bytes, workspace_for
 from .submission import ACCEPTED, NEEDS_FIX, UNEXPECTED, CheckResult, Submission
 
 SUFFIXES = (".xlsx", ".xlsm")
@@ -51,6 +51,8 @@ class _Task:
     path: str
     relpath: str
     mtime_ns: int
+    workspace: str
+    template: str | None = None
 
 
 def inbox_files(inbox: Path, exclude: tuple[Path, ...] = ()) -> Iterator[Path]:
@@ -78,13 +80,17 @@ def _work(task: _Task) -> tuple[_Task, str, bytes, CheckResult]:
                                                                 detail=e.strerror or str(e))],
                              readable=False)
         return task, sha256_bytes(data), data, result
-    return task, sha256_bytes(data), data, check_bytes(data, task.relpath)
+    sha = sha256_bytes(data)
+    result = check_bytes(data, task.relpath, task.template)
+    # Archived here, in parallel, before the ledger records it (the fsyncs are most of a file's cost).
+    archive_content(Path(task.workspace), sha, archive_ext(task.relpath), data)
+    return task, sha, data, result
 
 
 def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None = None,
             expected: list[dict[str, Any]] | None = None, json_out: str | Path | None = None,
             csv_dir: str | Path | None = None, jobs: int | None = None,
-            progress: bool | None = None) -> CollectResult:
+            progress: bool | None = None, template: str | None = None) -> CollectResult:
     """Run the whole collection; see the module docstring."""
     from . import masterbook
 
@@ -102,7 +108,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
             if sha is not None and ledger.has_result(sha):
                 ledger.record_file(rel, None, sha, st.st_mtime_ns, None)
             else:
-                tasks.append(_Task(str(path), rel, st.st_mtime_ns))
+                tasks.append(_Task(str(path), rel, st.st_mtime_ns, str(workspace), template))
         show = sys.stderr.isatty() if progress is None else progress
         for done, (task, sha, data, checked) in enumerate(_run(tasks, jobs), start=1):
             known = ledger.has_result(sha)
@@ -117,9 +123,9 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
     result.unreadable = masterbook.open_unreadable(result.current, result.history)
     result.fiscal_year = _fiscal_year(result.current, expected)
     result.outputs.append(master)
-    masterbook.write_master(master, result.current, expected, result.history, result.fiscal_year)
     csv_dir = Path(csv_dir) if csv_dir else master.with_name(master.stem + "_csv")
-    result.outputs.extend(masterbook.write_csv(csv_dir, result.current, expected, result.fiscal_year))
+    result.outputs.extend(masterbook.write_outputs(master, csv_dir, result.current, expected, result.history,
+                                                   result.fiscal_year))
     if json_out:
         lines = [json.dumps(s.result.record, ensure_ascii=False) for s in result.current if s.result.record]
         atomic_write_text(json_out, "".join(line + "\n" for line in lines))

@@ -115,6 +115,8 @@ __all__ = [
     "LedgerError",
     "LedgerLocked",
     "Sighting",
+    "archive_content",
+    "archive_ext",
     "relpath_for",
     "sha256_bytes",
     "workspace_for",
@@ -247,7 +249,7 @@ def _check_sha(sha256: str) -> str:
     return sha256
 
 
-def _archive_ext(relpath: str) -> str:
+def archive_ext(relpath: str) -> str:
     suffix = PurePosixPath(relpath).suffix.lower()
     return suffix if suffix in _ARCHIVE_EXTS else ".bin"
 
@@ -365,6 +367,37 @@ def _file_sha256(path: Path) -> str | None:
 
 
 # --- the ledger --------------------------------------------------------------------
+
+
+def archive_path_for(workspace: Path, sha256: str, ext: str) -> Path:
+    """``archive/ab/<sha><ext>``: the name comes only from the (validated) hash, so
+    nothing a sender controls can steer a write outside the workspace."""
+    return Path(workspace) / ARCHIVE_DIR / sha256[:2] / (_check_sha(sha256) + ext)
+
+
+def archive_content(workspace: Path, sha256: str, ext: str, data: bytes, *, trust_existing: bool = False) -> None:
+    """Make sure the archive holds ``data`` under its hash, durably; never overwrite good content.
+
+    Safe to call from a worker process before the ledger records the file: the
+    write is atomic and content-addressed, so a copy written twice is the same.
+    """
+    path = archive_path_for(workspace, sha256, ext)
+    try:
+        if path.exists():
+            # A recorded content's file was verified when written; a size check
+            # is enough. A leftover from a crash gets the full hash check.
+            if trust_existing and path.stat().st_size == len(data):
+                return
+            if _file_sha256(path) == sha256:
+                return
+            # Damaged copy: set it aside (never delete), then write a good one.
+            os.replace(path, path.with_name(f"{path.name}.damaged-{time.time_ns()}"))
+        _atomic_write(path, data)
+    except OSError as exc:
+        raise LedgerError(
+            f"受領ファイルを台帳フォルダに保管できません（{path}: {exc.strerror or exc}）。"
+            "空き容量と書き込み権限を確認してください。"
+        ) from exc
 
 
 class Ledger:
@@ -547,7 +580,7 @@ class Ledger:
             if known is None and (data is None or result is None):
                 raise ValueError(f"new content {sha256} needs both data and result ({relpath!r})")
             if data is not None:
-                self._archive(sha256, known["ext"] if known else _archive_ext(relpath), data,
+                self._archive(sha256, known["ext"] if known else archive_ext(relpath), data,
                               trust_existing=known is not None)
             size = len(data) if data is not None else known["size"]
             now = time.time_ns()
@@ -572,7 +605,7 @@ class Ledger:
             "INSERT INTO submissions(sha256, size, ext, first_path, first_seen_ns, mtime_ns,"
             " project_no, eligible, status, readable, record_json, findings_json, meta_json)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (sha256, len(data), _archive_ext(relpath), relpath, now, mtime_ns, project,
+            (sha256, len(data), archive_ext(relpath), relpath, now, mtime_ns, project,
              int(_eligible(result)), result.status, int(result.readable),
              None if result.record is None else _dumps(result.record),
              _findings_to_json(result.findings), _dumps(result.meta)),
@@ -593,24 +626,7 @@ class Ledger:
             )
 
     def _archive(self, sha256: str, ext: str, data: bytes, *, trust_existing: bool) -> None:
-        """Make sure ``archive/…`` holds ``data``; never overwrite good content."""
-        path = self._archive_file(sha256, ext)
-        try:
-            if path.exists():
-                # A recorded content's file was verified when written; a size check
-                # is enough. A leftover from a crash gets the full hash check.
-                if trust_existing and path.stat().st_size == len(data):
-                    return
-                if _file_sha256(path) == sha256:
-                    return
-                # Damaged copy: set it aside (never delete), then write a good one.
-                os.replace(path, path.with_name(f"{path.name}.damaged-{time.time_ns()}"))
-            _atomic_write(path, data)
-        except OSError as exc:
-            raise LedgerError(
-                f"受領ファイルを台帳フォルダに保管できません（{path}: {exc.strerror or exc}）。"
-                "空き容量と書き込み権限を確認してください。"
-            ) from exc
+        archive_content(self.workspace, sha256, ext, data, trust_existing=trust_existing)
 
     # -- reading
 
@@ -620,9 +636,7 @@ class Ledger:
         return self._archive_file(sha256, row["ext"] if row else ".xlsx")
 
     def _archive_file(self, sha256: str, ext: str) -> Path:
-        # The name comes only from the (validated) hash: nothing a sender
-        # controls can steer a write outside the workspace.
-        return self.workspace / ARCHIVE_DIR / sha256[:2] / (sha256 + ext)
+        return archive_path_for(self.workspace, sha256, ext)
 
     def _row(self, sha256: str) -> sqlite3.Row | None:
         cur = self._conn.execute("SELECT * FROM submissions WHERE sha256 = ?", (sha256,))

@@ -37,16 +37,23 @@ import json
 import math
 import re
 import unicodedata
+import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import openpyxl
-from xlsxwriter.utility import xl_range, xl_rowcol_to_cell
+from xlsxwriter.format import Format
+from xlsxwriter.utility import (
+    xl_col_to_name,
+    xl_range,
+    xl_rowcol_to_cell,
+)
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
@@ -59,6 +66,7 @@ from .schema import field_label, property_schema
 from .styles import LABEL_FILL, StyleBook
 from .submission import ACCEPTED, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, Submission
 from .wareki import fiscal_label, fiscal_label_with_western
+from .xmltext import number_text, string_item
 
 # Sheet names (the visible ones in book order, then the hidden one).
 LIST = "一覧"
@@ -144,6 +152,8 @@ _LINE_HEIGHT = 13  # points per line of 10 pt text
 _STATUS_FILLS = {MISSING: "#F8CBAD", UNREADABLE: "#F8CBAD", NEEDS_FIX: "#FFE699",
                  UNEXPECTED: "#D9D9D9"}
 _TABLE_STYLE = "Table Style Light 9"
+_EXCEL_EPOCH = datetime(1899, 12, 30)  # serial day 0 for dates from 1900-03-01 on
+_SPLICE_ROWS = 200  # from this many rows a table's data is written as XML (see _splice)
 
 
 # --------------------------------------------------------------------------- model
@@ -206,6 +216,7 @@ class _Book:
     history: list[Submission]
     names: dict[str, dict[str, Any]] = field(default_factory=dict)  # project_no → identity
     given: dict[int, int] = field(default_factory=dict)  # id(submission) → its index in ``current``
+    tables: dict[str, Table] = field(default_factory=dict)  # long tables, built once per book
     _by_sub: dict[int, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -227,11 +238,24 @@ def write_master(path: str | Path, current: list[Submission], expected: list[dic
     (an inbox of unreadable files): the book is still written, so the office
     sees what to chase, with the year shown as 評価年度不明.
     """
+    _write_master_book(path, _collect(current, expected, history, fiscal_year))
+
+
+def write_outputs(path: str | Path, csv_dir: str | Path, current: list[Submission],
+                  expected: list[dict] | None, history: list[Submission],
+                  fiscal_year: int | None) -> list[Path]:
+    """The master book and the CSV files from one model (the long tables are built once)."""
     book = _collect(current, expected, history, fiscal_year)
+    _write_master_book(path, book)
+    return _write_csv_files(csv_dir, book)
+
+
+def _write_master_book(path: str | Path, book: _Book) -> None:
+    fiscal_year = book.fiscal_year
     buf = io.BytesIO()
     wb = Workbook(buf, copy.deepcopy(_WB_OPTIONS))  # xlsxwriter adds keys to the options it is given
     styles = StyleBook(wb, {})
-    fmts = {kind: styles.plain(**props) for kind, props in _KIND_PROPS.items()}
+    fmts = _Formats({kind: styles.plain(**props) for kind, props in _KIND_PROPS.items()})
     label = _year_label(fiscal_year)
     _list_sheet(wb, fmts, styles, book, label)
     _costs_sheet(wb, fmts, styles, book, label)
@@ -248,7 +272,7 @@ def write_master(path: str | Path, current: list[Submission], expected: list[dic
     if fiscal_year is not None:
         wb.set_custom_property("sheettool_fiscal_year", str(fiscal_year))
     wb.close()
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, _splice(buf.getvalue(), fmts.splices))
 
 
 def read_master_records(path: str | Path) -> list[dict]:
@@ -287,7 +311,11 @@ def read_master_records(path: str | Path) -> list[dict]:
 def write_csv(out_dir: str | Path, current: list[Submission], expected: list[dict] | None,
               fiscal_year: int | None) -> list[Path]:
     """一覧, コスト推移 and 指標 as tidy CSV files in ``out_dir``; returns their paths."""
-    book = _collect(current, expected, [], fiscal_year)
+    return _write_csv_files(out_dir, _collect(current, expected, [], fiscal_year))
+
+
+def _write_csv_files(out_dir: str | Path, book: _Book) -> list[Path]:
+    fiscal_year = book.fiscal_year
     out = Path(out_dir)
     written = []
     for name, table in ((LIST, _list_table(book, csv=True)), (COSTS, _cost_table(book)),
@@ -420,6 +448,18 @@ IDENT_COLS = [Col("番号"), Col("事業名"), Col("部"), Col("課")]
 # --------------------------------------------------------------------------- tables
 
 
+def _once(build: Callable[[_Book], Table]) -> Callable[[_Book], Table]:
+    """A table the book and the CSV files share, built once per book."""
+
+    def table(book: _Book) -> Table:
+        if build.__name__ not in book.tables:
+            book.tables[build.__name__] = build(book)
+        return book.tables[build.__name__]
+
+    table.__doc__ = build.__doc__
+    return table
+
+
 def _list_table(book: _Book, *, csv: bool = False) -> Table:
     """一覧: one row per project. The xlsx headers carry the year; the CSV has 年度/和暦 columns."""
     fy = book.fiscal_year
@@ -458,6 +498,7 @@ def _with_records(book: _Book) -> list[_Project]:
     return [p for p in book.projects if p.record is not None]
 
 
+@_once
 def _cost_table(book: _Book) -> Table:
     """コスト推移: project × year × item, the value's unit in its own column."""
     cols = [*IDENT_COLS, Col("年度", "int"), Col("和暦"), Col("項目"),
@@ -474,6 +515,7 @@ def _cost_table(book: _Book) -> Table:
     return Table("T_Costs", cols, rows)
 
 
+@_once
 def _indicator_table(book: _Book) -> Table:
     """指標: project × indicator × year with 達成率 (formulas.achievement_rate; ceilings such as 以内 inverted)."""
     cols = [*IDENT_COLS, Col("指標番号", "int"), Col("指標名"), Col("単位"),
@@ -631,20 +673,20 @@ def _history_table(book: _Book) -> Table:
 def _list_sheet(wb: Workbook, fmts: dict, styles: StyleBook, book: _Book, label: str) -> None:
     ws = wb.add_worksheet(LIST)
     table = _list_table(book)
-    _write_table(ws, fmts, styles, table, top=0)
+    _write_table(ws, fmts, styles, table, top=0, alone=True)
     _highlight_status(ws, styles, table, top=0)
     _finish(ws, header_row=0, label=label, freeze_cols=2)  # 番号 and 事業名 stay in view
 
 
 def _costs_sheet(wb: Workbook, fmts: dict, styles: StyleBook, book: _Book, label: str) -> None:
     ws = wb.add_worksheet(COSTS)
-    _write_table(ws, fmts, styles, _cost_table(book), top=0)
+    _write_table(ws, fmts, styles, _cost_table(book), top=0, alone=True)
     _finish(ws, header_row=0, label=label)
 
 
 def _indicators_sheet(wb: Workbook, fmts: dict, styles: StyleBook, book: _Book, label: str) -> None:
     ws = wb.add_worksheet(INDICATORS)
-    _write_table(ws, fmts, styles, _indicator_table(book), top=0)
+    _write_table(ws, fmts, styles, _indicator_table(book), top=0, alone=True)
     _finish(ws, header_row=0, label=label)
 
 
@@ -718,13 +760,13 @@ def _status_sheet(wb: Workbook, fmts: dict, styles: StyleBook, book: _Book, labe
 
 def _findings_sheet(wb: Workbook, fmts: dict, styles: StyleBook, book: _Book, label: str) -> None:
     ws = wb.add_worksheet(FINDINGS)
-    _write_table(ws, fmts, styles, _findings_table(book), top=0)
+    _write_table(ws, fmts, styles, _findings_table(book), top=0, alone=True)
     _finish(ws, header_row=0, label=label)
 
 
 def _history_sheet(wb: Workbook, fmts: dict, styles: StyleBook, book: _Book, label: str) -> None:
     ws = wb.add_worksheet(HISTORY)
-    _write_table(ws, fmts, styles, _history_table(book), top=0)
+    _write_table(ws, fmts, styles, _history_table(book), top=0, alone=True)
     _finish(ws, header_row=0, label=label)
 
 
@@ -759,12 +801,39 @@ def _title(ws: Worksheet, styles: StyleBook, text: str) -> None:
     ws.write_string(0, 0, text, styles.plain(bold=True, font_size=12))
 
 
-def _write_table(ws: Worksheet, fmts: dict, styles: StyleBook, table: Table, *, top: int, left: int = 0,
-                 totals: list[dict] | None = None, size: bool = True) -> None:
-    """``table`` as an Excel table (filter buttons on) with its header at row ``top``."""
-    for r, row in enumerate(table.rows, start=top + 1):
-        for c, value in enumerate(row):
-            _write_cell(ws, r, left + c, value, table.cols[c].kind, fmts)
+class _Formats(dict):
+    """Cell formats by kind, and the big tables whose rows are written after XlsxWriter closes."""
+
+    def __init__(self, formats: dict[str, Format]) -> None:
+        super().__init__(formats)
+        self.splices: list[_Splice] = []
+
+
+@dataclass
+class _Splice:
+    """Data rows of one big table, as sheet XML, for the sheet with this index."""
+
+    sheet: int
+    rows: list[str]
+    last_row: int  # 0-based
+    last_col: int
+
+
+def _write_table(ws: Worksheet, fmts: _Formats, styles: StyleBook, table: Table, *, top: int, left: int = 0,
+                 totals: list[dict] | None = None, size: bool = True, alone: bool = False) -> None:
+    """``table`` as an Excel table (filter buttons on) with its header at row ``top``.
+
+    ``alone``: nothing else on the sheet shares the table's rows, so a big table's
+    data rows may be written as XML directly (``_splice``), ten times faster than
+    cell by cell through XlsxWriter.
+    """
+    rows_xml = _rows_xml(table, top, left, fmts) if alone and len(table.rows) >= _SPLICE_ROWS else None
+    if rows_xml is not None:
+        fmts.splices.append(_Splice(ws.index, rows_xml, top + len(table.rows), left + len(table.cols) - 1))
+    else:
+        for r, row in enumerate(table.rows, start=top + 1):
+            for c, value in enumerate(row):
+                _write_cell(ws, r, left + c, value, table.cols[c].kind, fmts)
     last = top + max(len(table.rows), 1) + (1 if totals else 0)  # Excel needs one data row
     header_fmt = styles.plain(bold=True, bg_color=LABEL_FILL, text_wrap=True, align="center",
                               valign="vcenter", border=1)
@@ -776,10 +845,12 @@ def _write_table(ws: Worksheet, fmts: dict, styles: StyleBook, table: Table, *, 
                   "autofilter": True})
     if size:
         _set_widths(ws, table, top, left)
-        _fit_wrapped_rows(ws, table, top)
+        if rows_xml is None:
+            for r, height in _wrapped_heights(table, top):
+                ws.set_row(r, height)
 
 
-def _fit_wrapped_rows(ws: Worksheet, table: Table, top: int) -> None:
+def _wrapped_heights(table: Table, top: int) -> Iterator[tuple[int, float]]:
     """Row heights for wrapped text: LibreOffice keeps the default height of an imported row."""
     wrapped = [(c, col.width or _WRAP_WIDTH) for c, col in enumerate(table.cols) if col.kind == "wrap"]
     if not wrapped:
@@ -788,7 +859,68 @@ def _fit_wrapped_rows(ws: Worksheet, table: Table, top: int) -> None:
         lines = max(sum(math.ceil((_text_width(part) + 1) / (width - 1)) or 1
                         for part in str(row[c] or "").split("\n")) for c, width in wrapped)
         if lines > 1:
-            ws.set_row(r, _LINE_HEIGHT * lines + 4)
+            yield r, _LINE_HEIGHT * lines + 4
+
+
+def _rows_xml(table: Table, top: int, left: int, fmts: _Formats) -> list[str] | None:
+    """``<row>`` elements of the data rows, as _write_cell would store them; None if a cell is not plain."""
+    xf = {kind: fmt._get_xf_index() for kind, fmt in fmts.items()}  # registers every format with the book
+    letters = [xl_col_to_name(left + c) for c in range(len(table.cols))]
+    heights = dict(_wrapped_heights(table, top))
+    out = []
+    for r, row in enumerate(table.rows, start=top + 1):
+        cells = []
+        for c, value in enumerate(row):
+            kind = table.cols[c].kind
+            if type(value) is Cell:
+                value, kind = value.value, value.kind
+            ref = f"{letters[c]}{r + 1}"
+            if value is None or value == "":
+                cells.append(f'<c r="{ref}" s="{xf[kind]}"/>')
+            elif type(value) is str and kind != "datetime":
+                text_kind = "text" if kind in _NUMERIC_KINDS else kind
+                cells.append(f'<c r="{ref}" s="{xf[text_kind]}" t="inlineStr"><is>{string_item(value)}</is></c>')
+            elif kind == "datetime" and (dt := _parse_time(value)) is not None:
+                serial = (dt.replace(tzinfo=None) - _EXCEL_EPOCH).total_seconds() / 86400
+                cells.append(f'<c r="{ref}" s="{xf[kind]}"><v>{number_text(serial)}</v></c>')
+            elif isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+                cells.append(f'<c r="{ref}" s="{xf[kind]}"><v>{number_text(float(value))}</v></c>')
+            elif type(value) is Formula:
+                return None  # XlsxWriter prepares formulas; rare in big tables
+            else:
+                cells.append(f'<c r="{ref}" s="{xf["text"]}" t="inlineStr"><is>{string_item(str(value))}</is></c>')
+        # XlsxWriter stores a row height in whole pixels (0.75 pt each); so do we.
+        height = f' ht="{number_text(round(heights[r] * 4 / 3) * 0.75)}" customHeight="1"' if r in heights else ""
+        out.append(f'<row r="{r + 1}"{height}>{"".join(cells)}</row>')
+    return out
+
+
+_DIMENSION = re.compile(r'<dimension ref="[^"]*"/>')
+_LAST_ROW = re.compile(r'<row r="(\d+)"')
+
+
+def _splice(data: bytes, splices: list[_Splice]) -> bytes:
+    """The book with each big table's rows put into its sheet's XML (inline strings)."""
+    if not splices:
+        return data
+    by_part = {f"xl/worksheets/sheet{s.sheet + 1}.xml": s for s in splices}
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            part = src.read(info.filename)
+            splice = by_part.get(info.filename)
+            if splice is not None:
+                xml = part.decode("utf-8")
+                written = [int(n) for n in _LAST_ROW.findall(xml)]
+                first = int(splice.rows[0][8:splice.rows[0].index('"', 8)])
+                if written and max(written) >= first:
+                    raise AssertionError(f"{info.filename}: rows already written where the table goes")
+                ref = f"A1:{xl_col_to_name(splice.last_col)}{splice.last_row + 1}"
+                xml = _DIMENSION.sub(f'<dimension ref="{ref}"/>', xml, count=1)
+                xml = xml.replace("</sheetData>", "".join(splice.rows) + "</sheetData>", 1)
+                part = xml.encode("utf-8")
+            dst.writestr(info, part, compress_type=zipfile.ZIP_DEFLATED, compresslevel=6)
+    return out.getvalue()
 
 
 def _write_cell(ws: Worksheet, row: int, col: int, value: Any, kind: str, fmts: dict) -> None:
@@ -809,6 +941,7 @@ def _write_cell(ws: Worksheet, row: int, col: int, value: Any, kind: str, fmts: 
         ws.write_string(row, col, str(value), fmts["text"])
 
 
+@lru_cache(maxsize=1 << 14)
 def _text_width(text: str) -> float:
     """Display width: a full-width (Japanese) character takes about two units."""
     return sum(2.0 if unicodedata.east_asian_width(ch) in "WFA" else 1.1 for ch in text)
@@ -950,6 +1083,7 @@ def _csv_value(value: Any, kind: str) -> str:
     return _csv_text(str(value))
 
 
+@lru_cache(maxsize=1 << 14)
 def _csv_text(text: str) -> str:
     text = re.sub(r"\s*[\r\n]+\s*", " ", text).strip()  # one line per cell, no layout spaces
     # OWASP: a leading = + - @ (or tab/CR) would make Excel read the cell as a formula.

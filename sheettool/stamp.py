@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
-from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +41,7 @@ from . import meta, writer
 from .fieldtypes import field_type
 from .layout import Layout, Placed, Placement
 from .sheetplan import CellPlan, SheetPlan
+from .xmltext import escape_control, escape_text, number_text, string_item, truncate
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +53,12 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # what XlsxWriter stamps on every part
 
 _VALUE_KINDS = ("field", "computed")
 _STATES = ("input", "locked", "formula")
-_STRMAX = 32767  # Excel's cell text limit, in UTF-16 code units
 _ERRORS = ("#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!")
 
 _ROW = re.compile(r'<row r="(\d+)"[^>]*?(/?)>')
 _CELL = re.compile(r'<c r="([A-Z]+\d+)"[^>]*?(?:/>|>.*?</c>)')
 _VALIDATION = re.compile(r"<dataValidation\b[^>]*?(?:/>|>.*?</dataValidation>)", re.S)
 _SQREF = re.compile(r' sqref="[^"]*"')
-# XlsxWriter's escaping of text: "_xHHHH_" written literally gets its "_" escaped, then
-# control characters (other than tab and newline) become "_xHHHH_"; U+FFFE/U+FFFF too.
-_LITERAL_ESCAPE = re.compile(r"(_x[0-9a-fA-F]{4}_)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
-_EDGE_SPACE = re.compile(r"^\s|\s$")  # str regex: \s includes the full-width space U+3000
 
 
 class StampMiss(Exception):
@@ -420,17 +413,8 @@ def cell_xml(ref: str, xf: int, cell: CellPlan) -> str:
     if value is None:
         return head + "/>"
     if isinstance(value, str):
-        return f'{head} t="inlineStr"><is>{_t(value)}</is></c>'
+        return f'{head} t="inlineStr"><is>{string_item(value)}</is></c>'
     return f"{head}><v>{number_text(value)}</v></c>"
-
-
-def number_text(value: float | int | Fraction) -> str:
-    """A number as XlsxWriter writes it: 16 significant digits. NaN and infinity raise TypeError."""
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        raise TypeError("NAN/INF not supported in write_number()")  # XlsxWriter's own refusal
-    if isinstance(value, Fraction):
-        value = float(value)
-    return f"{value:.16G}"
 
 
 def _formula_tail(formula: str, value: Any) -> str:
@@ -455,38 +439,6 @@ def _formula_text(formula: str) -> str:
     if re_dynamic_function.search(formula) or (formula.startswith("{") and formula.endswith("}")):
         raise StampMiss(f"array formula {formula!r}")
     return escape_text(_FORMULA_SHEET._prepare_formula(formula))
-
-
-def _t(text: str) -> str:
-    """``<t>`` of a string item: truncated, escaped and space-preserved as XlsxWriter does."""
-    text = escape_control(truncate(text))
-    space = ' xml:space="preserve"' if _EDGE_SPACE.search(text) else ""
-    return f"<t{space}>{escape_text(text)}</t>"
-
-
-def truncate(text: str, limit: int = _STRMAX) -> str:
-    """``text`` cut to ``limit`` UTF-16 code units without splitting a surrogate pair (XlsxWriter's rule)."""
-    if len(text) <= limit // 2:
-        return text
-    units = 0
-    for i, ch in enumerate(text):
-        units += 2 if ord(ch) > 0xFFFF else 1
-        if units > limit:
-            return text[:i]
-    return text
-
-
-def escape_control(text: str) -> str:
-    """Control characters as Excel's ``_xHHHH_``; a literal ``_xHHHH_`` keeps its meaning."""
-    if "_x" in text:
-        text = _LITERAL_ESCAPE.sub(r"_x005F\1", text)
-    text = _CONTROL.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
-    return text.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
-
-
-def escape_text(text: str) -> str:
-    """XML character data: &, < and >."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _validations_xml(base: Base, plan: SheetPlan) -> str:
@@ -528,7 +480,7 @@ def _meta_and_strings(base: Base, values: dict[str, str | int]) -> tuple[str, st
     out.append(base.meta_end)
     sst = [f'{base.sst_open} count="{count}" uniqueCount="{len(base.sst_index) + len(added)}">',
            base.sst_body]
-    sst += [f"<si>{_t(text)}</si>" for text in added]
+    sst += [f"<si>{string_item(text)}</si>" for text in added]
     sst.append("</sst>")
     return "".join(out), "".join(sst)
 

@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 _OWN_SHEETS = ("_lists", meta_mod.SHEET)
 
 
-def template_of(meta: dict[str, Any]) -> tuple[Layout, list[Finding]]:
-    """The layout the workbook was made from, and findings about its id and version."""
+def template_of(meta: dict[str, Any], override: str | None = None) -> tuple[Layout, list[Finding]]:
+    """The layout the workbook was made from, and findings about its id and version.
+
+    ``override`` is the template the user named (``--template``); it must exist.
+    """
     found: list[Finding] = []
-    template_id = meta.get("template_id") or layout_mod.DEFAULT_TEMPLATE
+    template_id = override or meta.get("template_id") or layout_mod.DEFAULT_TEMPLATE
     try:
         lay = layout_mod.load(str(template_id))
     except LayoutError:

@@ -254,7 +254,9 @@ def value_style(cell: CellPlan) -> ValueStyle:
     p = cell.placed
     kind = cell.ftype.kind if cell.ftype else None
     text = not cell.ftype.numeric if cell.ftype else p.format in (None, "text")
-    return (cell.state, p.format, text, p.lines, kind in ("score", "yesno"),
+    # Text inputs are formatted as text (@), so "=SUM(…)" typed there stays text in Excel.
+    number_format = p.format or ("text" if kind in ("text", "code", "enum") else None)
+    return (cell.state, number_format, text, p.lines, kind in ("score", "yesno"),
             kind in ("enum", "code") and p.lines == 1)
 
 

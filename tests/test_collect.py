@@ -579,7 +579,8 @@ def test_interrupted_run_resumes_to_the_state_of_an_uninterrupted_one(case, tmp_
     with Ledger.open(workspace_for(master)) as ledger:
         assert ledger.verify() == []
         recorded = ledger.stats()["submissions"]
-    assert second - 1 <= recorded < total
+    # workers archive ahead of the ledger recording, so the archive may lead by a few files
+    assert first - 1 <= recorded < total
     assert integrity(workspace_for(master) / "ledger.sqlite3") == "ok"
     assert not master.exists()  # the book is written once every file is recorded
 

@@ -174,3 +174,18 @@ def test_python_rounding_matches_calc_on_edge_cases(calc, tmp_path):
     assert mismatches == []
     halves = sum(1 for f, h, s, r in cases if (Decimal(str(f)) * s + Decimal(str(h)) * r) % 1000 == 500)
     assert halves >= 200  # the edge is really exercised
+
+
+def test_formula_like_text_typed_into_a_text_input_stays_text(calc, seed_dir, tmp_path):
+    """Text inputs are formatted as text, so '=SUM(1,2)' typed by a user is not a formula."""
+    from sheettool.check import check_file
+
+    with calc.open(output_path(seed_dir, seed_record("088"))) as doc:
+        doc.type({"f_section": "=SUM(1,2)", "f_results_achievements": "+81-29-883-1111"})
+        doc.recalc()
+        assert doc.cell("f_section")["type"] == "text"
+        out = doc.save(tmp_path / "typed.xlsx")
+    result = check_file(out)
+    assert result.record["section"] == "=SUM(1,2)"
+    assert result.record["results"]["achievements"] == "+81-29-883-1111"
+    assert "V303" not in [f.code for f in result.findings]

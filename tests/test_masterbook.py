@@ -507,3 +507,31 @@ def test_master_book_in_libreoffice(calc, scenario, tmp_path):
     with zipfile.ZipFile(saved) as z:
         assert any(n.startswith("xl/charts/chart") for n in z.namelist())  # the chart survived
     assert read_master_records(saved) == scenario.records
+
+
+def test_spliced_rows_read_back_like_xlsxwriter_cells(scenario, tmp_path, monkeypatch):
+    """Big tables are written as XML after XlsxWriter closes the book; the cells must not differ."""
+    from sheettool import masterbook
+
+    books = {}
+    for name, threshold in (("cells", 10**9), ("spliced", 1)):
+        monkeypatch.setattr(masterbook, "_SPLICE_ROWS", threshold)
+        path = tmp_path / f"{name}.xlsx"
+        write_master(path, scenario.current, scenario.expected, scenario.history, FY)
+        books[name] = openpyxl.load_workbook(path)
+    cells, spliced = books["cells"], books["spliced"]
+    assert cells.sheetnames == spliced.sheetnames
+    compared = 0
+    for ws in cells.worksheets:
+        other = spliced[ws.title]
+        assert ws.dimensions == other.dimensions, ws.title
+        for row_a, row_b in zip(ws.iter_rows(), other.iter_rows(), strict=True):
+            for a, b in zip(row_a, row_b, strict=True):
+                assert (a.value, a.data_type, a.number_format, a.alignment.wrap_text) == \
+                       (b.value, b.data_type, b.number_format, b.alignment.wrap_text), (ws.title, a.coordinate)
+                compared += 1
+        for r, dim in ws.row_dimensions.items():
+            if dim.height:
+                assert other.row_dimensions[r].height == dim.height, (ws.title, r)
+        assert [t.ref for t in ws.tables.values()] == [t.ref for t in other.tables.values()]
+    assert compared > 3000

@@ -467,3 +467,9 @@ def test_fixed_indicator_window_follows_the_template(cycle, tmp_path):
     assert rc == 0
     rolled = {r["project_no"]: r for r in json.loads((tmp_path / "r.json").read_text("utf-8"))}
     assert [v["year"] for v in rolled["087"]["indicators"][1]["values"]] == [2019, 2020, 2021, 2022, 2023, 2024]
+    # check and collect read such a template with --template, without falling back to the bundled layout
+    from sheettool.check import check_file
+
+    result = check_file(output_path(out, seed_record("087")), template=str(template))
+    assert "T219" not in [f.code for f in result.findings]
+    assert [v["year"] for v in result.record["indicators"][1]["values"]][:4] == [2019, 2020, 2021, 2022]
