@@ -768,7 +768,10 @@ class Package:
         or external entity needs a DTD, and a DTD may only stand in the
         prolog, which is checked first (expat rejects one anywhere else).
         """
-        data = self.read(name)
+        return self.root_of(name, self.read(name))
+
+    def root_of(self, name: str, data: bytes) -> Element:
+        """``root`` for the bytes of part ``name`` already read with ``read``."""
         head = data[: self.limits.max_prolog_bytes]
         if not _plain_prolog(head[:_PROLOG_FIRST_LOOK]):
             problem = _prolog_problem(head, complete=True)

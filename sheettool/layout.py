@@ -107,6 +107,11 @@ class Placement:
         return {p.path: p for p in self.items if p.kind == "computed"}
 
     @cached_property
+    def by_name(self) -> dict[str, Placed]:
+        """Fields and computed cells by defined name."""
+        return {p.name: p for p in self.items if p.kind in ("field", "computed")}
+
+    @cached_property
     def by_cell(self) -> dict[str, Placed]:
         return {p.cell: p for p in self.items}
 

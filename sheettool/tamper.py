@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from . import findings
@@ -119,6 +120,7 @@ def _set(ctx: Context, placed: Placed, value: Any) -> None:
 _STRING = re.compile(r'"(?:[^"]|"")*"')
 
 
+@lru_cache(maxsize=8192)
 def normalize_formula(text: str) -> str:
     """Formula text compared without $, spaces, case, _xlfn. prefixes or FALSE() vs FALSE."""
     text = text.strip().lstrip("=")
@@ -145,7 +147,7 @@ def check_locked(ctx: Context) -> None:
                      or not isinstance(listed, list) or not all(isinstance(n, str) and n in locked for n in listed)):
         ctx.add("T215", None)  # locked values, their digest or the constant list edited or removed
     if isinstance(locked, dict):
-        by_name = {p.name: p for p in ctx.placement.items if p.kind in ("field", "computed")}
+        by_name = ctx.placement.by_name
         # T208/T209 already say it where the fiscal year or project number was changed
         reported = {f.cell for f in ctx.findings if f.code in ("T208", "T209")}
         for name, old in locked.items():
@@ -176,6 +178,8 @@ def _check_labels(ctx: Context) -> None:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if type(a) is type(b) and a == b:
+        return True
     if a in (None, "") and b in (None, ""):
         return True
     if isinstance(a, (int, float, Decimal)) and not isinstance(a, bool) and isinstance(b, (int, float, Decimal)):

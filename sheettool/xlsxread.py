@@ -10,6 +10,7 @@ workbook loader.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -65,36 +66,31 @@ class Book:
         return next((n for n in self.pkg.names if n.lower() == lower), None)
 
     def _read_workbook(self) -> None:
-        rels = self._relationships("xl/_rels/workbook.xml.rels")
-        root = self.pkg.root("xl/workbook.xml")
-        for child in root:
-            tag = _local(child.tag)
-            if tag == "sheets":
-                for sheet in child:
-                    rid = next((v for k, v in sheet.attrib.items() if _local(k) == "id"), "")
-                    target = rels.get(rid)
-                    if target:
-                        self.sheets.append(Sheet(sheet.get("name", ""), target, sheet.get("state", "visible")))
-            elif tag == "definedNames":
-                for dn in child:
-                    if "localSheetId" not in dn.attrib and dn.get("name"):
-                        self.names[dn.get("name")] = dn.text or ""
-            elif tag == "workbookProtection":
-                self.structure_locked = child.get("lockStructure") in ("1", "true")
+        rels = self._parsed("xl/_rels/workbook.xml.rels", _relationships)
+        sheets, self.names, self.structure_locked = self._parsed("xl/workbook.xml", _workbook)
+        for name, state, rid in sheets:
+            target = rels.get(rid)
+            if target:
+                self.sheets.append(Sheet(name, target, state))
 
-    def _relationships(self, part: str) -> dict[str, str]:
-        out: dict[str, str] = {}
-        actual = self._part(part)
-        if actual is None:
-            return out
-        base = posixpath.dirname(posixpath.dirname(part))  # xl/_rels/x.rels → xl
-        for rel in self.pkg.root(actual):
-            if rel.get("TargetMode") == "External":
-                continue
-            target = rel.get("Target", "")
-            out[rel.get("Id", "")] = (target.lstrip("/") if target.startswith("/")
-                                      else posixpath.normpath(posixpath.join(base, target)))
-        return out
+    def _parsed(self, lower: str, parse: Callable[[Any], Any]) -> Any:
+        """``parse(root)`` of a workbook-level part, reused across files with the same bytes.
+
+        Templates of one year share these parts byte for byte, so a batch parses each once.
+        Missing part → ``parse(None)``.
+        """
+        part = self._part(lower)
+        if part is None:
+            return parse(None)
+        data = self.pkg.read(part)
+        key = (parse, data)
+        cached = _PARSED.get(key)
+        if cached is None:
+            cached = parse(self.pkg.root_of(part, data))
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[key] = cached
+        return cached
 
     @cached_property
     def strings(self) -> list[str]:
@@ -106,20 +102,7 @@ class Book:
     @cached_property
     def locked_styles(self) -> list[bool]:
         """Per cellXfs index: is the cell locked? (Excel's default is locked.)"""
-        part = self._part("xl/styles.xml")
-        out: list[bool] = []
-        if part is None:
-            return out
-        for child in self.pkg.root(part):
-            if _local(child.tag) != "cellXfs":
-                continue
-            for xf in child:
-                locked = True
-                for prot in xf:
-                    if _local(prot.tag) == "protection":
-                        locked = prot.get("locked", "1") not in ("0", "false")
-                out.append(locked)
-        return out
+        return self._parsed("xl/styles.xml", _locked_styles)
 
     def is_locked(self, cell: RawCell | None) -> bool:
         styles = self.locked_styles
@@ -136,25 +119,7 @@ class Book:
         for part in self.pkg.root(sheet.part):
             tag = _local(part.tag)
             if tag == "sheetData":
-                for row in part:
-                    for c in row:
-                        s = c.get("s")
-                        cell = RawCell(c.get("r", ""), c.get("t"), s=int(s) if s else 0)
-                        if not len(c):  # a styled empty cell: most of a form
-                            cells[cell.ref] = cell
-                            continue
-                        for child in c:
-                            ctag = _local(child.tag)
-                            if ctag == "v":
-                                # <v/> with nothing in it (openpyxl on a formula it never computed) is
-                                # no stored value; only a text result can be the empty string
-                                cell.v = child.text or ("" if cell.t == "str" else None)
-                            elif ctag == "f":
-                                # a shared formula's followers hold no text: a formula is still there
-                                cell.f = child.text or ("(shared)" if child.get("t") == "shared" else "")
-                            elif ctag == "is":
-                                cell.inline = _text_of(child)
-                        cells[cell.ref] = cell
+                _read_cells(part, cells)
             elif tag == "sheetProtection":
                 prot = dict(part.attrib)
         return SheetData(cells, prot.get("sheet") in ("1", "true"), prot)
@@ -183,6 +148,87 @@ class Book:
             return float(cell.v)
         except ValueError:
             return cell.v
+
+
+_PARSED: dict[tuple[Any, bytes], Any] = {}
+_PARSED_MAX = 64
+
+
+def _workbook(root) -> tuple[list[tuple[str, str, str]], dict[str, str], bool]:
+    """(sheets as (name, state, rId), workbook-scoped defined names, structure locked)."""
+    sheets: list[tuple[str, str, str]] = []
+    names: dict[str, str] = {}
+    locked = False
+    for child in root if root is not None else ():
+        tag = _local(child.tag)
+        if tag == "sheets":
+            for sheet in child:
+                rid = next((v for k, v in sheet.attrib.items() if _local(k) == "id"), "")
+                sheets.append((sheet.get("name", ""), sheet.get("state", "visible"), rid))
+        elif tag == "definedNames":
+            for dn in child:
+                if "localSheetId" not in dn.attrib and dn.get("name"):
+                    names[dn.get("name")] = dn.text or ""
+        elif tag == "workbookProtection":
+            locked = child.get("lockStructure") in ("1", "true")
+    return sheets, names, locked
+
+
+def _relationships(root) -> dict[str, str]:
+    """rId → part name, for xl/_rels/workbook.xml.rels (targets relative to xl/)."""
+    out: dict[str, str] = {}
+    if root is None:
+        return out
+    for rel in root:
+        if rel.get("TargetMode") == "External":
+            continue
+        target = rel.get("Target", "")
+        out[rel.get("Id", "")] = (target.lstrip("/") if target.startswith("/")
+                                  else posixpath.normpath(posixpath.join("xl", target)))
+    return out
+
+
+def _locked_styles(root) -> list[bool]:
+    out: list[bool] = []
+    if root is None:
+        return out
+    for child in root:
+        if _local(child.tag) != "cellXfs":
+            continue
+        for xf in child:
+            locked = True
+            for prot in xf:
+                if _local(prot.tag) == "protection":
+                    locked = prot.get("locked", "1") not in ("0", "false")
+            out.append(locked)
+    return out
+
+
+_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_V, _F, _IS = _MAIN_NS + "v", _MAIN_NS + "f", _MAIN_NS + "is"
+
+
+def _read_cells(sheet_data, cells: dict[str, RawCell]) -> None:
+    """Every ``<c>`` of ``<sheetData>``; the hot loop of check, kept lean."""
+    for row in sheet_data:
+        for c in row:
+            get = c.get
+            s = get("s")
+            cell = RawCell(get("r", ""), get("t"), s=int(s) if s else 0)
+            cells[cell.ref] = cell
+            for child in c:  # a styled empty cell (most of a form) has none
+                ctag = child.tag
+                if ctag != _V and ctag != _F and ctag != _IS:
+                    ctag = _MAIN_NS + _local(ctag)  # a prefix other than the default namespace
+                if ctag == _V:
+                    # <v/> with nothing in it (openpyxl on a formula it never computed) is
+                    # no stored value; only a text result can be the empty string
+                    cell.v = child.text or ("" if cell.t == "str" else None)
+                elif ctag == _F:
+                    # a shared formula's followers hold no text: a formula is still there
+                    cell.f = child.text or ("(shared)" if child.get("t") == "shared" else "")
+                elif ctag == _IS:
+                    cell.inline = _text_of(child)
 
 
 def _text_of(node) -> str:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 from calc.client import Calc, unavailable_reason
 
+from sheettool.generate import RENDERER_ENV, RENDERERS
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -29,3 +31,11 @@ def calc() -> Iterator[Calc]:
     harness.start()
     yield harness
     harness.close()
+
+
+@pytest.fixture(scope="module", params=sorted(RENDERERS))
+def renderer(request) -> Iterator[str]:
+    """Runs a module's tests once per renderer ``generate`` can use (see ``pytestmark`` there)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(RENDERER_ENV, request.param)
+        yield request.param

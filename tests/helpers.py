@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_RECORDS = ROOT / "data" / "tsukuba_R4_records.json"
@@ -17,3 +18,28 @@ def seed_records() -> list[dict]:
 
 def seed_record(project_no: str) -> dict:
     return next(r for r in seed_records() if r["project_no"] == project_no)
+
+
+def generate_seed_templates(folder: Path) -> Path:
+    """The six seed records generated into ``folder/t`` through the CLI; returns that folder."""
+    from sheettool.cli import main
+
+    src = folder / "records.json"
+    src.write_text(json.dumps(seed_records(), ensure_ascii=False), encoding="utf-8")
+    assert main(["generate", str(src), "--out", str(folder / "t")]) == 0
+    return folder / "t"
+
+
+def codes(result: Any) -> list[str]:
+    return [f.code for f in result.findings]
+
+
+def only(result: Any, code: str) -> Any:
+    """The one finding with ``code`` (fails when there are none or several)."""
+    found = [f for f in result.findings if f.code == code]
+    assert len(found) == 1, f"expected one {code}, got {[(f.code, f.cell, f.message) for f in result.findings]}"
+    return found[0]
+
+
+def errors(result: Any) -> list[tuple[str, str | None]]:
+    return [(f.code, f.cell) for f in result.findings if f.is_error]

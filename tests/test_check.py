@@ -22,7 +22,7 @@ from pathlib import Path
 import badfiles
 import openpyxl
 import pytest
-from helpers import ROOT, seed_record, seed_records
+from helpers import ROOT, codes, errors, generate_seed_templates, only, seed_record, seed_records
 
 from sheettool import layout, meta
 from sheettool.annotate import SHEET as FINDINGS_SHEET
@@ -179,32 +179,14 @@ def _col(ref: str) -> int:
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory) -> dict[str, Path]:
     """The six seed records' templates, generated once for the module."""
-    out = tmp_path_factory.mktemp("check")
-    src = out / "records.json"
-    src.write_text(json.dumps(seed_records(), ensure_ascii=False), encoding="utf-8")
-    assert main(["generate", str(src), "--out", str(out / "t")]) == 0
-    return {r["project_no"]: output_path(out / "t", r) for r in seed_records()}
+    out = generate_seed_templates(tmp_path_factory.mktemp("check"))
+    return {r["project_no"]: output_path(out, r) for r in seed_records()}
 
 
 @pytest.fixture
 def book(templates) -> Parts:
     """Project 088's template, ready to alter."""
     return Parts(templates["088"])
-
-
-def codes(result) -> list[str]:
-    return [f.code for f in result.findings]
-
-
-def only(result, code: str):
-    """The one finding with ``code`` (fails when there are none or several)."""
-    found = [f for f in result.findings if f.code == code]
-    assert len(found) == 1, f"expected one {code}, got {[(f.code, f.cell, f.message) for f in result.findings]}"
-    return found[0]
-
-
-def errors(result) -> list[tuple[str, str | None]]:
-    return [(f.code, f.cell) for f in result.findings if f.is_error]
 
 
 # Findings a seed template has from its own published content: 087 lacks the unit of its

@@ -8,7 +8,6 @@ record typed back in, saved, and read back to exactly the same record.
 
 from __future__ import annotations
 
-import json
 import re
 import zipfile
 from pathlib import Path
@@ -16,12 +15,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 from calc.client import EXCEL_2007_FILTER, CalcRefused
-from helpers import seed_record, seed_records
+from helpers import codes, errors, generate_seed_templates, only, seed_record, seed_records
 
 from sheettool import layout, recordpath
 from sheettool.annotate import annotate
 from sheettool.check import check_file
-from sheettool.cli import main
 from sheettool.fieldtypes import field_type
 from sheettool.generate import output_path
 
@@ -34,11 +32,7 @@ CONTENT_WARNINGS = {"R503", "R507"}  # what the published content itself draws (
 
 @pytest.fixture(scope="module")
 def seed_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("checkcalc")
-    src = out / "records.json"
-    src.write_text(json.dumps(seed_records(), ensure_ascii=False), encoding="utf-8")
-    assert main(["generate", str(src), "--out", str(out / "t")]) == 0
-    return out / "t"
+    return generate_seed_templates(tmp_path_factory.mktemp("checkcalc"))
 
 
 def template(seed_dir: Path, no: str) -> Path:
@@ -47,20 +41,6 @@ def template(seed_dir: Path, no: str) -> Path:
 
 def cell(path: str) -> str:
     return PLACE.at(path).cell
-
-
-def codes(result) -> list[str]:
-    return [f.code for f in result.findings]
-
-
-def only(result, code: str):
-    found = [f for f in result.findings if f.code == code]
-    assert len(found) == 1, f"expected one {code}, got {[(f.code, f.cell, f.message) for f in result.findings]}"
-    return found[0]
-
-
-def errors(result) -> list[tuple[str, str | None]]:
-    return [(f.code, f.cell) for f in result.findings if f.is_error]
 
 
 def tamper_codes(result) -> set[str]:

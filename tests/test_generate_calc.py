@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
 import pytest
 import xlsxwriter
-from helpers import seed_record, seed_records
+from helpers import generate_seed_templates, seed_record, seed_records
 
 from sheettool import formulas, layout
-from sheettool.cli import main
-from sheettool.generate import RENDERER_ENV, RENDERERS, output_path
+from sheettool.generate import output_path
 from sheettool.rates import Rates
 
 LAYOUT = layout.load()
@@ -27,21 +24,12 @@ RATES = Rates.load(LAYOUT.default_rates_path)
 SHEET = LAYOUT.sheet_name
 
 
-@pytest.fixture(scope="module", autouse=True, params=sorted(RENDERERS))
-def renderer(request) -> Iterator[str]:
-    """Every test here runs once per renderer ``generate`` can use (the stamped one by default)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(RENDERER_ENV, request.param)
-        yield request.param
+pytestmark = pytest.mark.usefixtures("renderer")  # every test once per renderer
 
 
 @pytest.fixture(scope="module")
 def seed_dir(tmp_path_factory, renderer) -> Path:
-    out = tmp_path_factory.mktemp("gencalc")
-    src = out / "records.json"
-    src.write_text(json.dumps(seed_records(), ensure_ascii=False), encoding="utf-8")
-    assert main(["generate", str(src), "--out", str(out / "t")]) == 0
-    return out / "t"
+    return generate_seed_templates(tmp_path_factory.mktemp("gencalc"))
 
 
 @pytest.mark.parametrize("no", [r["project_no"] for r in seed_records()])
