@@ -5,7 +5,8 @@ ledger has seen are not read again. The rest are read once by a worker
 process, hashed and checked on the very bytes that get archived, and
 recorded by this process in the ledger (one transaction per file). A bad
 file is one finding; the batch always completes. The master book, CSV and
-JSON Lines are then written from the ledger's current submissions.
+JSON Lines are then written in one pass over the ledger's current submissions,
+read one record at a time (memory does not grow with the number of projects).
 """
 
 from __future__ import annotations
@@ -14,15 +15,23 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .check import check_bytes
-from .fileio import atomic_write_text
-from .ledger import Ledger, archive_content, archive_ext, relpath_for, sha256_bytes, workspace_for
+from .ledger import (
+    Ledger,
+    SubmissionInfo,
+    archive_content,
+    archive_ext,
+    relpath_for,
+    sha256_bytes,
+    workspace_for,
+)
 from .submission import ACCEPTED, NEEDS_FIX, UNEXPECTED, CheckResult, Submission
 
 SUFFIXES = (".xlsx", ".xlsm")
@@ -35,9 +44,10 @@ class CollectResult:
 
     seen: int = 0
     read: int = 0
-    current: list[Submission] = field(default_factory=list)
-    history: list[Submission] = field(default_factory=list)
-    unreadable: list[Submission] = field(default_factory=list)  # still to chase: nothing replaced them
+    # The submissions without their records (SubmissionInfo: status, findings, file, …).
+    current: list[SubmissionInfo] = field(default_factory=list)
+    history: list[SubmissionInfo] = field(default_factory=list)
+    unreadable: list[SubmissionInfo] = field(default_factory=list)  # still to chase: nothing replaced them
     expected: list[dict[str, Any]] | None = None
     fiscal_year: int | None = None
     outputs: list[Path] = field(default_factory=list)
@@ -118,19 +128,36 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
                 print(f"\r回収中 {done}/{len(tasks)} 件", end="", file=sys.stderr, flush=True)
         if show and tasks:
             print(file=sys.stderr)
-        result.current = ledger.current()
-        result.history = ledger.history()
-    result.unreadable = masterbook.open_unreadable(result.current, result.history)
-    result.fiscal_year = _fiscal_year(result.current, expected)
-    result.outputs.append(master)
-    csv_dir = Path(csv_dir) if csv_dir else master.with_name(master.stem + "_csv")
-    result.outputs.extend(masterbook.write_outputs(master, csv_dir, result.current, expected, result.history,
-                                                   result.fiscal_year))
-    if json_out:
-        lines = [json.dumps(s.result.record, ensure_ascii=False) for s in result.current if s.result.record]
-        atomic_write_text(json_out, "".join(line + "\n" for line in lines))
-        result.outputs.append(Path(json_out))
+        # again: a killed run's orphaned workers may still have been writing at the start
+        ledger.tidy()
+        csv_dir = Path(csv_dir) if csv_dir else master.with_name(master.stem + "_csv")
+        expected_years = _expected_years(expected)
+        years: Counter = Counter()  # of the current records, when nothing is expected
+        # One pass over the current submissions, one record at a time, writes the master book,
+        # the CSV and the JSON Lines; one snapshot of the ledger for that pass and the history.
+        with ledger.snapshot(), ExitStack() as stack:
+            history = ledger.history_info()
+            lines = stack.enter_context(masterbook.atomic_output(json_out)) if json_out else None
+            current = _records_out(ledger.iter_current(), lines, None if expected_years else years)
+            written = masterbook.write_all(master, csv_dir, current, expected, history,
+                                           lambda: _most_common(expected_years or years))
+    result.current, result.history, result.unreadable = written.current, history, written.unreadable
+    result.fiscal_year = written.fiscal_year
+    result.outputs = [master, *written.csv_paths, *([Path(json_out)] if json_out else [])]
     return result
+
+
+def _records_out(current: Iterable[Submission], lines: IO[bytes] | None,
+                 years: Counter | None) -> Iterator[Submission]:
+    """``current`` as it is read: each record also goes to the JSON Lines, and its year is counted."""
+    for sub in current:
+        record = sub.result.record
+        if record:
+            if lines is not None:
+                lines.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+            if years is not None:
+                years[record["fiscal_year"]] += 1
+        yield sub
 
 
 def _run(tasks: list[_Task], jobs: int | None) -> Iterator[tuple[_Task, str, bytes, CheckResult]]:
@@ -142,10 +169,12 @@ def _run(tasks: list[_Task], jobs: int | None) -> Iterator[tuple[_Task, str, byt
         yield from pool.map(_work, tasks, chunksize=8)
 
 
-def _fiscal_year(current: list[Submission], expected: list[dict[str, Any]] | None) -> int | None:
-    years = Counter(r.get("fiscal_year") for r in expected or [] if isinstance(r, dict))
-    if not years:
-        years = Counter(s.result.record["fiscal_year"] for s in current if s.result.record)
+def _expected_years(expected: list[dict[str, Any]] | None) -> Counter:
+    return Counter(r.get("fiscal_year") for r in expected or [] if isinstance(r, dict))
+
+
+def _most_common(years: Counter) -> int | None:
+    """The year of the book: the expected records' most common, else the current records'."""
     return years.most_common(1)[0][0] if years else None
 
 

@@ -86,7 +86,12 @@ Use from ``collect`` (checks may run in worker processes; writes stay here)::
                 if not ledger.has_result(sha):                          # skip checking
                     result = check_file(path)
             ledger.record_file(rel, data, sha, st.st_mtime_ns, result)
-        master_rows = ledger.current()
+        with ledger.snapshot():                                         # one state for both reads
+            history = ledger.history_info()                             # no records: small
+            for sub in ledger.iter_current():                           # one record at a time
+                ...
+
+:meth:`Ledger.current` and :meth:`Ledger.history` return the same as lists, records included.
 """
 
 from __future__ import annotations
@@ -107,14 +112,16 @@ from types import TracebackType
 from typing import Any
 
 from .findings import Finding
-from .submission import NEEDS_FIX, UNREADABLE, CheckResult, Submission
+from .submission import ACCEPTED, NEEDS_FIX, UNREADABLE, CheckResult, Submission
 
 __all__ = [
     "SCHEMA_VERSION",
     "Ledger",
     "LedgerError",
     "LedgerLocked",
+    "ResultInfo",
     "Sighting",
+    "SubmissionInfo",
     "archive_content",
     "archive_ext",
     "relpath_for",
@@ -179,6 +186,14 @@ _SELECT = (
     "SELECT " + ", ".join("s." + c for c in _COLUMNS) + ", c.sha256 IS NOT NULL"
     " FROM submissions s LEFT JOIN current c ON c.sha256 = s.sha256"
 )
+# What a light entry needs: no record JSON, just whether there is one and its project number.
+_INFO_SELECT = (
+    "SELECT s.sha256, s.first_path, s.first_seen_ns, s.mtime_ns, s.status, s.readable,"
+    " s.record_json IS NOT NULL, s.record_json IS NOT NULL AND s.record_json != '{}',"
+    " json_extract(s.record_json, '$.project_no'), json_type(s.record_json, '$.project_no'),"
+    " s.meta_json, s.findings_json, c.sha256 IS NOT NULL"
+    " FROM submissions s LEFT JOIN current c ON c.sha256 = s.sha256"
+)
 _NEWEST = (
     "SELECT sha256 FROM submissions s WHERE project_no = ? AND eligible = 1"
     " ORDER BY s.mtime_ns DESC, s.first_seen_ns DESC, s.first_path DESC LIMIT 1"
@@ -202,6 +217,48 @@ class Sighting:
     modified_at: str
     first_seen: str
     last_seen: str
+
+
+@dataclass(frozen=True)
+class ResultInfo:
+    """A stored check result without its record: status, findings, whether a record exists."""
+
+    file: str
+    status: str
+    findings: tuple[Finding, ...]
+    readable: bool
+    has_record: bool
+
+    @property
+    def ok(self) -> bool:
+        """As ``CheckResult.ok``: read, with a record and no error finding."""
+        return self.status == ACCEPTED
+
+
+@dataclass(frozen=True)
+class SubmissionInfo:
+    """A submission without its record (``result`` is a :class:`ResultInfo`).
+
+    The same attributes as :class:`Submission` apart from ``result.record``, so
+    lists such as 履歴 and 指摘一覧 read either. Small: a ledger's whole history
+    fits in memory this way, however large its records are.
+    """
+
+    sha256: str
+    file: str
+    received_at: str
+    modified_at: str
+    project_no: Any  # as Submission.project_no: the record's value, else _meta's as text
+    result: ResultInfo
+    current: bool = False
+
+    @classmethod
+    def of(cls, sub: Submission | SubmissionInfo) -> SubmissionInfo:
+        if isinstance(sub, SubmissionInfo):
+            return sub
+        res = sub.result
+        info = ResultInfo(res.file, res.status, tuple(res.findings), res.readable, res.record is not None)
+        return cls(sub.sha256, sub.file, sub.received_at, sub.modified_at, sub.project_no, info, sub.current)
 
 
 # --- small helpers -----------------------------------------------------------------
@@ -284,6 +341,17 @@ def _eligible(result: CheckResult) -> bool:
     return result.status != UNREADABLE and bool(result.record) and _project_no(result) is not None
 
 
+def _json_value(value: Any, json_type: str | None) -> Any:
+    """What json.loads gives for a value SQLite's json_extract returned (true/false come as 1/0)."""
+    if json_type == "true":
+        return True
+    if json_type == "false":
+        return False
+    if json_type in ("object", "array"):
+        return json.loads(value)
+    return value
+
+
 def _findings_to_json(findings: list[Finding]) -> str:
     return _dumps([{**f.to_json(), "params": f.params} for f in findings])
 
@@ -348,14 +416,30 @@ def _remove_stale_parts(archive: Path) -> list[Path]:
         pid = int(match.group(1))
         if pid == os.getpid():
             continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if _process_is_gone(pid):
             part.unlink(missing_ok=True)
             removed.append(part)
-        except (PermissionError, OverflowError, OSError):
-            continue  # alive under another user, or not a pid we can ask about
     return removed
+
+
+def _process_is_gone(pid: int) -> bool:
+    """True when no live process has ``pid``; a zombie counts as gone.
+
+    A killed worker can stay a zombie for a long time (in a container, PID 1
+    may never reap it), and ``kill(pid, 0)`` still succeeds on a zombie.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):
+        return False  # alive under another user, or not a pid we can ask about
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # the state letter follows the parenthesised command name, which may itself hold ")"
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
 
 
 def _file_sha256(path: Path) -> str | None:
@@ -663,6 +747,51 @@ class Ledger:
             return self._query()
         return self._query("WHERE s.project_no = ?", (str(project_no).strip(),))
 
+    def iter_current(self) -> Iterator[Submission]:
+        """The current submissions as :meth:`current` lists them, read one at a time.
+
+        Each record is parsed when its row is reached, so memory does not grow
+        with the number of projects. Do not record files while iterating; use
+        :meth:`snapshot` to read this and :meth:`history_info` as one state.
+        """
+        with self._errors():
+            cursor = self._conn.execute(f"{_SELECT} WHERE c.sha256 IS NOT NULL ORDER BY c.project_no, {_ORDER}")
+            for row in cursor:
+                yield self._submission(row)
+
+    def history_info(self, project_no: str | None = None) -> list[SubmissionInfo]:
+        """:meth:`history` without the records (:class:`SubmissionInfo`), oldest first.
+
+        The record JSON is not parsed (SQLite reads the project number out of
+        it), so this stays small for any number of submissions.
+        """
+        where, params = ("", ()) if project_no is None else ("WHERE s.project_no = ?", (str(project_no).strip(),))
+        with self._errors():
+            try:
+                rows = self._conn.execute(f"{_INFO_SELECT} {where} ORDER BY {_ORDER}", params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such function" not in str(exc):
+                    raise
+                # An SQLite without its JSON functions: parse each record, keep none.
+                cursor = self._conn.execute(f"{_SELECT} {where} ORDER BY {_ORDER}", params)
+                return [SubmissionInfo.of(self._submission(row)) for row in cursor]
+        return [self._info(r) for r in rows]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Ledger]:
+        """Reads inside see one state of the store, even while another collect records files.
+
+        A read transaction (WAL: it never blocks a writer); recording inside it is an error.
+        """
+        with self._errors():
+            self._conn.execute("BEGIN DEFERRED")
+        try:
+            yield self
+        finally:
+            if self._conn.in_transaction:
+                with self._errors():
+                    self._conn.execute("COMMIT")
+
     def unreadable(self) -> list[Submission]:
         """Submissions with status 読取不可 (never current)."""
         return self._query("WHERE s.status = ?", (UNREADABLE,))
@@ -697,6 +826,20 @@ class Ledger:
             result=result,
             current=bool(cols["is_current"]),
         )
+
+    @staticmethod
+    def _info(row: tuple[Any, ...]) -> SubmissionInfo:
+        (sha256, path, first_seen_ns, mtime_ns, status, readable, has_record, truthy,
+         record_no, record_no_type, meta_json, findings_json, is_current) = row
+        if truthy:  # Submission.project_no: the record's value when there is a (non-empty) record
+            project_no = _json_value(record_no, record_no_type)
+        else:
+            meta_no = json.loads(meta_json).get("project_no")
+            project_no = str(meta_no) if meta_no is not None else None
+        result = ResultInfo(path, status, tuple(_findings_from_json(findings_json)), bool(readable),
+                            bool(has_record))
+        return SubmissionInfo(sha256, path, _iso(first_seen_ns), _iso(mtime_ns), project_no, result,
+                              bool(is_current))
 
     # -- overview and self-check
 

@@ -13,6 +13,7 @@ book as the input of ``generate`` / ``rollforward`` follow.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import hashlib
@@ -520,6 +521,21 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "sheettool.cli", *args]
 
 
+def wait_for_group_to_die(pgid: int, timeout: float = 30) -> None:
+    """Wait until every process of group ``pgid`` has exited (zombies count as exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rpartition(")")[2].split()
+                if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                    alive.append(stat)
+        if not alive:
+            return
+        time.sleep(0.02)
+
+
 def kill_partway(args: list[str], archive: Path, *, after: int, timeout: float = 120) -> int:
     """Start ``args``, SIGKILL it (and its workers) once ``after`` files are archived; the count then."""
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -535,6 +551,7 @@ def kill_partway(args: list[str], archive: Path, *, after: int, timeout: float =
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        wait_for_group_to_die(proc.pid)
     assert proc.returncode == -signal.SIGKILL
     return sum(1 for _ in archive.glob("*/*.xlsx"))
 
@@ -615,14 +632,20 @@ def test_next_run_tidies_a_killed_runs_partial_archive_write(case, tmp_path):
     writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     live = folder / f".tmp-{writer.pid}-busy.part"  # a writer that is still running: left alone
     foreign = folder / ".tmp-somebody.part"
-    for part in (stale, live, foreign):
+    # a killed worker nobody has reaped yet: its pid still answers kill(pid, 0)
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        time.sleep(0.01)
+    unreaped = folder / f".tmp-{zombie.pid}-zombie.part"
+    for part in (stale, live, foreign, unreaped):
         part.write_bytes(b"PK\x03\x04 half a workbook")
     try:
         assert main(["collect", str(inbox), "--out", str(master)]) == 0
     finally:
         writer.kill()
         writer.wait()
-    assert not stale.exists()
+        zombie.wait()
+    assert not stale.exists() and not unreaped.exists()
     assert live.exists() and foreign.exists()
 
 

@@ -35,6 +35,7 @@ from sheettool.ledger import (
     Ledger,
     LedgerError,
     LedgerLocked,
+    SubmissionInfo,
     relpath_for,
     sha256_bytes,
     workspace_for,
@@ -393,6 +394,81 @@ def test_current_is_the_latest_mtime_in_any_order(versions: list, order: random.
             p: rel for p, (rel, _) in expected.items()}
         assert len(ledger.history()) == len(files)
         assert ledger.verify() == []
+
+
+# --- streaming reads (the master book's) ---------------------------------------------
+
+
+def light(sub) -> tuple:  # noqa: ANN001
+    """What a SubmissionInfo keeps of a submission."""
+    res = sub.result
+    return (sub.sha256, sub.file, sub.received_at, sub.modified_at, sub.project_no, sub.current,
+            res.file, res.status, res.ok, res.readable, [f.to_json() | {"params": f.params} for f in res.findings])
+
+
+def test_streamed_reads_match_the_lists(tmp_path: Path) -> None:
+    inbox, ws = tmp_path / "inbox", tmp_path / "M.sheettool"
+    build_inbox(inbox, 120)  # versions, broken files, errors, copies under a second name
+    with Ledger.open(ws) as ledger:
+        ingest(ledger, inbox)
+        with ledger.snapshot():
+            streamed = ledger.iter_current()
+            assert not isinstance(streamed, list)
+            streamed = list(streamed)
+            infos = ledger.history_info()
+        current, history = ledger.current(), ledger.history()
+        assert [(s.sha256, s.file, s.result.record, s.result.findings, s.current) for s in streamed] == \
+            [(s.sha256, s.file, s.result.record, s.result.findings, s.current) for s in current]
+        assert [light(i) for i in infos] == [light(s) for s in history]
+        assert [i.result.has_record for i in infos] == [s.result.record is not None for s in history]
+        assert infos == [SubmissionInfo.of(s) for s in history]
+        assert any(i.result.status == UNREADABLE for i in infos) and any(not i.current for i in infos)
+        assert [light(i) for i in ledger.history_info("005")] == [light(s) for s in ledger.history("005")]
+
+
+def test_light_history_keeps_the_project_number_as_the_record_has_it(ledger: Ledger) -> None:
+    """SubmissionInfo.project_no is Submission.project_no: the record's value (any JSON type), else _meta's as text."""
+    def result(record: dict | None, meta: dict) -> CheckResult:
+        return CheckResult(file="x", record=record, meta=meta, readable=record is not None)
+
+    cases = [
+        ("a.xlsx", result({"fiscal_year": 2022, "project_no": 88}, {}), 88),
+        ("b.xlsx", result({"fiscal_year": 2022, "project_no": True}, {}), True),
+        ("c.xlsx", result({"fiscal_year": 2022, "project_no": " 090 "}, {"project_no": "x"}), " 090 "),
+        ("d.xlsx", result(None, {"project_no": 77}), "77"),
+        ("e.xlsx", result(None, {}), None),
+        ("f.xlsx", result({}, {"project_no": "091"}), "091"),  # an empty record: _meta's, as Submission does
+    ]
+    for i, (rel, res, _) in enumerate(cases):
+        data = f"content {i}".encode()
+        ledger.record_file(rel, data, sha256_bytes(data), BASE_NS + i * SEC, res)
+    full = {s.file: s for s in ledger.history()}
+    for info in ledger.history_info():
+        assert info.project_no == full[info.file].project_no
+        assert type(info.project_no) is type(full[info.file].project_no)
+    assert {i.file: i.project_no for i in ledger.history_info()} == {rel: no for rel, _, no in cases}
+
+
+def test_light_history_without_sqlite_json_functions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox, ws = tmp_path / "inbox", tmp_path / "M.sheettool"
+    build_inbox(inbox, 40)
+    with Ledger.open(ws) as ledger:
+        ingest(ledger, inbox)
+        with_json = ledger.history_info()
+        monkeypatch.setattr(ledger_mod, "_INFO_SELECT", ledger_mod._INFO_SELECT.replace("json_", "no_such_json_"))
+        assert ledger.history_info() == with_json == [SubmissionInfo.of(s) for s in ledger.history()]
+
+
+def test_snapshot_reads_one_state_while_another_process_records(tmp_path: Path) -> None:
+    ws = tmp_path / "M.sheettool"
+    with Ledger.open(ws) as reader, Ledger.open(ws) as writer:
+        record(writer, "a.xlsx", payload("001", 1), BASE_NS)
+        with reader.snapshot():
+            before = [s.file for s in reader.iter_current()]
+            record(writer, "b.xlsx", payload("002", 1), BASE_NS)  # WAL: the writer is not blocked
+            assert [s.file for s in reader.iter_current()] == before == ["a.xlsx"]
+            assert [i.file for i in reader.history_info()] == ["a.xlsx"]
+        assert [s.file for s in reader.iter_current()] == ["a.xlsx", "b.xlsx"]
 
 
 # --- idempotency and skipping work ---------------------------------------------------

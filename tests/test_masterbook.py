@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import random
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from helpers import seed_records
 from sheettool import findings, masterbook
 from sheettool.findings import Finding
 from sheettool.formulas import achievement_rate, total_cost
+from sheettool.ledger import SubmissionInfo
 from sheettool.masterbook import read_master_records, write_csv, write_master
 from sheettool.records import RecordsError
 from sheettool.submission import (
@@ -535,3 +537,96 @@ def test_spliced_rows_read_back_like_xlsxwriter_cells(scenario, tmp_path, monkey
                 assert other.row_dimensions[r].height == dim.height, (ws.title, r)
         assert [t.ref for t in ws.tables.values()] == [t.ref for t in other.tables.values()]
     assert compared > 3000
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def book_cells(path: Path) -> dict[str, list[tuple]]:
+    wb = openpyxl.load_workbook(path)
+    return {ws.title: [tuple((c.value, c.data_type, c.number_format) for c in row) for row in ws.iter_rows()]
+            for ws in wb.worksheets}
+
+
+def test_streamed_input_writes_the_same_book(scenario, tmp_path):
+    """collect's way: ``current`` read once as it comes, the history without records, the year decided after."""
+    seen = []
+
+    def once():
+        for s in scenario.current:
+            seen.append(s.project_no)
+            yield s
+
+    history = [SubmissionInfo.of(s) for s in scenario.history]
+    written = masterbook.write_all(tmp_path / "m.xlsx", tmp_path / "csv", once(), scenario.expected, history,
+                                   lambda: FY if len(seen) == len(scenario.current) else None)
+    assert book_cells(tmp_path / "m.xlsx") == book_cells(scenario.path)
+    assert written.fiscal_year == FY
+    assert [p.name for p in written.csv_paths] == ["一覧_2022.csv", "コスト推移_2022.csv", "指標_2022.csv"]
+    reference = write_csv(tmp_path / "reference", scenario.current, scenario.expected, FY)
+    assert [p.read_bytes() for p in written.csv_paths] == [p.read_bytes() for p in reference]
+    assert written.current == [SubmissionInfo.of(s) for s in scenario.current]
+    assert [s.file for s in written.unreadable] == ["壊れた.xlsx"]
+    assert written.unreadable == [SubmissionInfo.of(s) for s in
+                                  masterbook.open_unreadable(scenario.current, scenario.history)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["csv", "m.xlsx", "reference"]  # no temp files left
+
+
+def test_a_light_history_cannot_stand_for_a_current_record(scenario, tmp_path):
+    """A submission that counts now needs its record: only ``current`` (or a Submission in history) has it."""
+    only_in_history = SubmissionInfo.of(scenario.current[0])
+    with pytest.raises(ValueError, match="record"):
+        write_master(tmp_path / "m.xlsx", scenario.current[1:], scenario.expected, [only_in_history], FY)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_big_tables_read_back_spliced(scenario, tmp_path, monkeypatch):
+    """Every table and _records spliced (as a big book is), with zip64 headers as a huge part would get."""
+    monkeypatch.setattr(masterbook, "_SPLICE_ROWS", 1)
+    monkeypatch.setattr(masterbook, "_ZIP64_SAFE", 0)
+    path = tmp_path / "spliced.xlsx"
+    write_master(path, scenario.current, scenario.expected, scenario.history, FY)
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+        zip64 = {i.filename for i in z.infolist() if i.extract_version >= 45}
+        # every sheet but the aggregates (方向性集計, 部別コスト: small, written by XlsxWriter)
+        assert zip64 == {f"xl/worksheets/sheet{n}.xml" for n in (1, 2, 3, 6, 7, 8, 9)}
+        records_xml = z.read("xl/worksheets/sheet9.xml").decode()
+    assert 't="inlineStr"' in records_xml and "_x0041_" not in records_xml  # escaped in the JSON itself
+    assert read_master_records(path) == scenario.records
+    assert book_cells(path)["一覧"] == book_cells(scenario.path)["一覧"]
+
+
+def test_failed_write_leaves_the_previous_outputs(scenario, tmp_path, monkeypatch):
+    path, csv_dir = tmp_path / "m.xlsx", tmp_path / "csv"
+    masterbook.write_outputs(path, csv_dir, scenario.current, scenario.expected, scenario.history, FY)
+    before = {p: p.read_bytes() for p in [path, *csv_dir.iterdir()]}
+    monkeypatch.setattr(masterbook, "_SPLICE_ROWS", 1)
+    rows = masterbook._records_rows
+
+    def broken(book):  # fails while the last sheet streams into the zip, the CSV files being written
+        yield next(rows(book))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(masterbook, "_records_rows", broken)
+    with pytest.raises(OSError, match="disk full"):
+        masterbook.write_outputs(path, csv_dir, scenario.current, scenario.expected, scenario.history, FY)
+    assert {p: p.read_bytes() for p in [path, *csv_dir.iterdir()]} == before  # no temp file either
+
+
+def test_csv_lines_are_what_csv_writer_writes():
+    rng = random.Random(7)
+    alphabet = ["a", ",", '"', "\r", "\n", " ", "=", "-", "\t", "１", "'", "@", "+", "件"]
+    kinds = ["text", "int", "ratio", "money", "number", "wrap"]
+    for _ in range(500):
+        cols = [masterbook._CsvColumn(rng.choice(kinds)) for _ in range(rng.randint(1, 6))]
+        shared = ["x,y", 5, None, 2.5, "=a", True]
+        for _ in range(8):
+            row = [rng.choice([None, rng.randint(-9, 9), rng.random() * 100, 3.0, -0.0, True,
+                               "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))),
+                               masterbook.Cell(rng.randint(0, 9), "fte"), masterbook.Cell(2.5, "money"),
+                               rng.choice(shared)]) for _ in cols]
+            expected = io.StringIO()
+            csv.writer(expected, lineterminator="\r\n").writerow(
+                [masterbook._csv_value(v, c.kind) for v, c in zip(row, cols, strict=True)])
+            assert masterbook._csv_line(row, cols) == expected.getvalue(), row
