@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from .check import check_bytes
 from .ledger import (
+    Archived,
     Ledger,
     SubmissionInfo,
     archive_content,
@@ -78,8 +79,12 @@ def inbox_files(inbox: Path, exclude: tuple[Path, ...] = ()) -> Iterator[Path]:
                 yield path
 
 
-def _work(task: _Task) -> tuple[_Task, str, bytes, CheckResult]:
-    """Read once, hash and check the same bytes (runs in a worker)."""
+def _work(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
+    """Read once, hash, check and archive the same bytes (runs in a worker).
+
+    Only the size of archived content goes back to the main process: pickling
+    the bytes there cost more than the check's findings.
+    """
     try:
         data = Path(task.path).read_bytes()
     except OSError as e:
@@ -94,7 +99,7 @@ def _work(task: _Task) -> tuple[_Task, str, bytes, CheckResult]:
     result = check_bytes(data, task.relpath, task.template)
     # Archived here, in parallel, before the ledger records it (the fsyncs are most of a file's cost).
     archive_content(Path(task.workspace), sha, archive_ext(task.relpath), data)
-    return task, sha, data, result
+    return task, sha, Archived(len(data)), result
 
 
 def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None = None,
@@ -116,13 +121,13 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
             rel = relpath_for(inbox, path)
             sha = ledger.known_sha(rel, st.st_size, st.st_mtime_ns)
             if sha is not None and ledger.has_result(sha):
-                ledger.record_file(rel, None, sha, st.st_mtime_ns, None)
+                ledger.record(rel, None, sha, st.st_mtime_ns, None)
             else:
                 tasks.append(_Task(str(path), rel, st.st_mtime_ns, str(workspace), template))
         show = sys.stderr.isatty() if progress is None else progress
         for done, (task, sha, data, checked) in enumerate(_run(tasks, jobs), start=1):
             known = ledger.has_result(sha)
-            ledger.record_file(task.relpath, data, sha, task.mtime_ns, None if known else checked)
+            ledger.record(task.relpath, data, sha, task.mtime_ns, None if known else checked)
             result.read += 1
             if show:
                 print(f"\r回収中 {done}/{len(tasks)} 件", end="", file=sys.stderr, flush=True)
@@ -160,7 +165,7 @@ def _records_out(current: Iterable[Submission], lines: IO[bytes] | None,
         yield sub
 
 
-def _run(tasks: list[_Task], jobs: int | None) -> Iterator[tuple[_Task, str, bytes, CheckResult]]:
+def _run(tasks: list[_Task], jobs: int | None) -> Iterator[tuple[_Task, str, bytes | Archived, CheckResult]]:
     jobs = jobs or os.cpu_count() or 1
     if jobs <= 1 or len(tasks) < PARALLEL_MIN:
         yield from map(_work, tasks)

@@ -453,6 +453,13 @@ def _file_sha256(path: Path) -> str | None:
 # --- the ledger --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Archived:
+    """Content already stored by :func:`archive_content` (in a worker): only its size travels back."""
+
+    size: int
+
+
 def archive_path_for(workspace: Path, sha256: str, ext: str) -> Path:
     """``archive/ab/<sha><ext>``: the name comes only from the (validated) hash, so
     nothing a sender controls can steer a write outside the workspace."""
@@ -646,50 +653,61 @@ class Ledger:
 
     # -- recording
 
-    def record_file(self, relpath: str, data: bytes | None, sha256: str, mtime_ns: int,
+    def record_file(self, relpath: str, data: bytes | Archived | None, sha256: str, mtime_ns: int,
                     result: CheckResult | None) -> Submission:
-        """Record one sighting of a file; return its submission as stored.
+        """Record one sighting of a file (see :meth:`record`); return its submission as stored."""
+        self.record(relpath, data, sha256, mtime_ns, result)
+        with self._errors():
+            row = self._conn.execute(_SELECT + " WHERE s.sha256 = ?", (_check_sha(sha256),)).fetchone()
+        return self._submission(row)
+
+    def record(self, relpath: str, data: bytes | Archived | None, sha256: str, mtime_ns: int,
+               result: CheckResult | None) -> None:
+        """Record one sighting of a file.
 
         ``data`` may be None and ``result`` may be None only for content the
-        ledger already has (``has_result``). A result for known content is
-        ignored: the first stored result is kept. Archive first, then all rows
-        in one transaction.
+        ledger already has (``has_result``); ``Archived`` stands for content a
+        worker has already stored with :func:`archive_content`. A result for
+        known content is ignored: the first stored result is kept. Archive
+        first, then all rows in one transaction.
         """
         relpath = _check_relpath(relpath)
         sha256 = _check_sha(sha256)
-        if data is not None and sha256_bytes(data) != sha256:
+        if type(data) is bytes and sha256_bytes(data) != sha256:
             raise ValueError(f"sha256 does not match the data of {relpath!r}")
         with self._errors():
             known = self._row(sha256)
             if known is None and (data is None or result is None):
                 raise ValueError(f"new content {sha256} needs both data and result ({relpath!r})")
-            if data is not None:
-                self._archive(sha256, known["ext"] if known else archive_ext(relpath), data,
-                              trust_existing=known is not None)
-            size = len(data) if data is not None else known["size"]
+            ext = known["ext"] if known else archive_ext(relpath)
+            if type(data) is Archived:
+                path = self._archive_file(sha256, ext)
+                if not path.is_file() or path.stat().st_size != data.size:
+                    raise ValueError(f"{sha256} is not in the archive as claimed ({relpath!r})")
+            elif data is not None:
+                self._archive(sha256, ext, data, trust_existing=known is not None)
+            size = known["size"] if data is None else len(data) if type(data) is bytes else data.size
             now = time.time_ns()
             with self._transaction() as conn:
                 # Re-read inside the lock: another collect may have added it meanwhile.
                 if self._row(sha256) is None:
                     assert result is not None and data is not None
-                    self._insert(conn, relpath, data, sha256, mtime_ns, result, now)
+                    self._insert(conn, relpath, size, sha256, mtime_ns, result, now)
                 conn.execute(
                     "INSERT INTO sightings(relpath, size, mtime_ns, sha256, first_seen_ns, last_seen_ns)"
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(relpath, size, mtime_ns, sha256)"
                     " DO UPDATE SET last_seen_ns = excluded.last_seen_ns",
                     (relpath, size, mtime_ns, sha256, now, now),
                 )
-            row = self._conn.execute(_SELECT + " WHERE s.sha256 = ?", (sha256,)).fetchone()
-        return self._submission(row)
 
-    def _insert(self, conn: sqlite3.Connection, relpath: str, data: bytes, sha256: str,
+    def _insert(self, conn: sqlite3.Connection, relpath: str, size: int, sha256: str,
                 mtime_ns: int, result: CheckResult, now: int) -> None:
         project = _project_no(result)
         conn.execute(
             "INSERT INTO submissions(sha256, size, ext, first_path, first_seen_ns, mtime_ns,"
             " project_no, eligible, status, readable, record_json, findings_json, meta_json)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (sha256, len(data), archive_ext(relpath), relpath, now, mtime_ns, project,
+            (sha256, size, archive_ext(relpath), relpath, now, mtime_ns, project,
              int(_eligible(result)), result.status, int(result.readable),
              None if result.record is None else _dumps(result.record),
              _findings_to_json(result.findings), _dumps(result.meta)),

@@ -32,6 +32,7 @@ import sheettool.ledger as ledger_mod
 from sheettool.findings import Finding
 from sheettool.ledger import (
     SCHEMA_VERSION,
+    Archived,
     Ledger,
     LedgerError,
     LedgerLocked,
@@ -306,6 +307,23 @@ def test_known_content_needs_no_data_or_result(ledger: Ledger) -> None:
     assert [s.relpath for s in ledger.sightings(sha)] == ["a.xlsx", "b.xlsx"]
     assert ledger.known_sha("b.xlsx", len(data), BASE_NS + SEC) == sha
     assert ledger.known_sha("b.xlsx", len(data), BASE_NS) is None
+
+
+def test_content_archived_by_a_worker_travels_as_its_size(ledger: Ledger) -> None:
+    data = payload("002", 1)
+    sha = sha256_bytes(data)
+    # claimed but not in the archive (or not whole there): refused, nothing recorded
+    with pytest.raises(ValueError):
+        ledger.record("c.xlsx", Archived(len(data)), sha, BASE_NS, fake_check(data, "c.xlsx"))
+    ledger_mod.archive_content(ledger.workspace, sha, ".xlsx", data)
+    with pytest.raises(ValueError):
+        ledger.record("c.xlsx", Archived(len(data) - 1), sha, BASE_NS, fake_check(data, "c.xlsx"))
+    assert ledger.history() == []
+    ledger.record("c.xlsx", Archived(len(data)), sha, BASE_NS, fake_check(data, "c.xlsx"))
+    (sub,) = ledger.history()
+    assert (sub.sha256, sub.file) == (sha, "c.xlsx")
+    assert ledger.stats()["submissions"] == 1 and ledger.verify() == []
+    assert ledger.archive_path(sha).read_bytes() == data
 
 
 def test_known_sha_refuses_ambiguous_triples(ledger: Ledger) -> None:
