@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,18 +61,24 @@ DEPARTMENTS = {
 FILLED = ("results", "evaluation", "direction", "direction_reason")
 
 
+DIVISIONS = [(d, c) for d, cs in DEPARTMENTS.items() for c in cs]
+
+
 def synthetic_records(n: int, seed: int = 7) -> list[dict]:
     """N complete records shaped like the published ones: 5 cost years, 5 indicators, seed-length texts."""
+    return list(iter_synthetic_records(n, seed))
+
+
+def iter_synthetic_records(n: int, seed: int = 7) -> Iterator[dict]:
+    """``synthetic_records`` one at a time (tests/test_masterbook_scale.py streams them)."""
     base = json.loads((ROOT / "data" / "tsukuba_R4_records.json").read_text(encoding="utf-8"))
     rng = random.Random(seed)
-    divisions = [(d, c) for d, cs in DEPARTMENTS.items() for c in cs]
     all_indicators = [i for r in base for i in r["indicators"]]
-    out = []
     for i in range(n):
         rec = copy.deepcopy(base[i % len(base)])
         rec["project_no"] = f"{i + 1:04d}"
         rec["project_name"] = f"{rec['project_name']}（{i + 1}）"
-        rec["department"], rec["division"] = divisions[i % len(divisions)]
+        rec["department"], rec["division"] = DIVISIONS[i % len(DIVISIONS)]
         scale = rng.uniform(0.3, 3.0)
         for cost in rec["costs"]:
             for key in ("budget", "general_fund", "subsidies_bonds", "other"):
@@ -81,8 +88,7 @@ def synthetic_records(n: int, seed: int = 7) -> list[dict]:
             cost["overtime_hours"] = float(rng.randrange(0, 800))
             cost["personnel_cost"] = None
         rec["indicators"] = [{**copy.deepcopy(rng.choice(all_indicators)), "no": k} for k in range(1, 6)]
-        out.append(rec)
-    return out
+        yield rec
 
 
 def template_record(full: dict) -> dict:

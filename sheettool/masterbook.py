@@ -944,8 +944,8 @@ def _write_master_book(path: Path, book: _Book, csvs: _CsvFiles | None, tmp: Pat
     fmts = _Formats({kind: styles.plain(**props) for kind, props in _KIND_PROPS.items()})
     label = _year_label(fiscal_year)
     _list_sheet(wb, fmts, styles, book, label)
-    _costs_sheet(wb, fmts, styles, book, label, csvs)
-    _indicators_sheet(wb, fmts, styles, book, label, csvs)
+    _long_sheet(wb, fmts, styles, COSTS, _cost_table(book), label, csvs)
+    _long_sheet(wb, fmts, styles, INDICATORS, _indicator_table(book), label, csvs)
     _direction_sheet(wb, fmts, styles, book, label)
     _department_costs_sheet(wb, fmts, styles, book, label)
     _status_sheet(wb, fmts, styles, book, label)
@@ -972,19 +972,11 @@ def _list_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, la
     _finish(ws, header_row=0, label=label, freeze_cols=2)  # 番号 and 事業名 stay in view
 
 
-def _costs_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, label: str,
-                 csvs: _CsvFiles | None) -> None:
-    ws = wb.add_worksheet(COSTS)
-    table = _cost_table(book)
-    _write_table(ws, fmts, styles, csvs.tee(COSTS, table) if csvs else table, top=0, alone=True)
-    _finish(ws, header_row=0, label=label)
-
-
-def _indicators_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, label: str,
-                      csvs: _CsvFiles | None) -> None:
-    ws = wb.add_worksheet(INDICATORS)
-    table = _indicator_table(book)
-    _write_table(ws, fmts, styles, csvs.tee(INDICATORS, table) if csvs else table, top=0, alone=True)
+def _long_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, name: str, table: Table, label: str,
+                csvs: _CsvFiles | None) -> None:
+    """コスト推移 or 指標: one long table alone on its sheet, also written as CSV."""
+    ws = wb.add_worksheet(name)
+    _write_table(ws, fmts, styles, csvs.tee(name, table) if csvs else table, top=0, alone=True)
     _finish(ws, header_row=0, label=label)
 
 

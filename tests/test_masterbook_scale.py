@@ -18,11 +18,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = r"""
-import copy, json, random, sys
+import json, sys
 from pathlib import Path
 
 ROOT = Path(sys.argv[1])
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench import DIVISIONS, iter_synthetic_records
 from sheettool import findings, masterbook
 from sheettool.ledger import ResultInfo, SubmissionInfo
 from sheettool.submission import ACCEPTED, NEEDS_FIX, CheckResult, Submission
@@ -36,26 +38,7 @@ def status(field):
 
 
 n, out = int(sys.argv[2]), Path(sys.argv[3])
-base = json.loads((ROOT / "data" / "tsukuba_R4_records.json").read_text(encoding="utf-8"))
-departments = [("政策イノベーション部", "情報政策課"), ("総務部", "財政課"), ("市民部", "窓口サービス課"),
-               ("福祉部", "高齢福祉課"), ("教育局", "学務課")]
-indicators = [i for r in base for i in r["indicators"]]
-rng = random.Random(7)
-
-
-def record(i):
-    # Like scripts/bench.py's synthetic_records, one at a time.
-    rec = copy.deepcopy(base[i % len(base)])
-    rec["project_no"] = f"{i + 1:05d}"
-    rec["project_name"] = f"{rec['project_name']}（{i + 1}）"
-    rec["department"], rec["division"] = departments[i % len(departments)]
-    scale = rng.uniform(0.3, 3.0)
-    for cost in rec["costs"]:
-        for key in ("budget", "general_fund", "subsidies_bonds", "other"):
-            cost[key] = int((cost[key] or 0) * scale)
-        cost["settlement"] = cost["general_fund"] + cost["subsidies_bonds"] + cost["other"]
-    rec["indicators"] = [{**copy.deepcopy(rng.choice(indicators)), "no": k} for k in range(1, 6)]
-    return rec
+records = iter_synthetic_records(n)
 
 
 def found(i):
@@ -70,7 +53,7 @@ def sha(i):
 
 
 def path(i):
-    dept, div = departments[i % len(departments)]
+    dept, div = DIVISIONS[i % len(DIVISIONS)]
     return f"{dept}/{div}/{i + 1:05d}.xlsx"
 
 
@@ -81,7 +64,7 @@ def when(i):
 def current():
     for i in range(n):
         yield Submission(sha(i), path(i), when(i), "2023-04-30T18:00:00+09:00",
-                         CheckResult(f"{i + 1:05d}.xlsx", record(i), found(i)), current=True)
+                         CheckResult(f"{i + 1:05d}.xlsx", next(records), found(i)), current=True)
 
 
 history = [SubmissionInfo(sha(i), path(i), when(i), "2023-04-30T18:00:00+09:00", f"{i + 1:05d}",
