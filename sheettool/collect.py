@@ -126,8 +126,8 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
                 tasks.append(_Task(str(path), rel, st.st_mtime_ns, str(workspace), template))
         show = sys.stderr.isatty() if progress is None else progress
         for done, (task, sha, data, checked) in enumerate(_run(tasks, jobs), start=1):
-            known = ledger.has_result(sha)
-            ledger.record(task.relpath, data, sha, task.mtime_ns, None if known else checked)
+            # content already known (a copy under another name) keeps its first result
+            ledger.record(task.relpath, data, sha, task.mtime_ns, checked)
             result.read += 1
             if show:
                 print(f"\r回収中 {done}/{len(tasks)} 件", end="", file=sys.stderr, flush=True)
