@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .check import check_bytes
+from .fileio import atomic_output
 from .ledger import (
     Archived,
     Ledger,
@@ -142,7 +143,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
         # the CSV and the JSON Lines; one snapshot of the ledger for that pass and the history.
         with ledger.snapshot(), ExitStack() as stack:
             history = ledger.history_info()
-            lines = stack.enter_context(masterbook.atomic_output(json_out)) if json_out else None
+            lines = stack.enter_context(atomic_output(json_out)) if json_out else None
             current = _records_out(ledger.iter_current(), lines, None if expected_years else years)
             written = masterbook.write_all(master, csv_dir, current, expected, history,
                                            lambda: _most_common(expected_years or years))

@@ -46,7 +46,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import pickle
 import re
 import tempfile
@@ -55,14 +54,13 @@ import zipfile
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import lru_cache
 from itertools import chain, islice
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import openpyxl
 from xlsxwriter.format import Format
@@ -75,6 +73,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from . import filesafety
+from .fileio import TempOutput, atomic_output
 from .formulas import achievement_rate, total_cost
 from .ledger import SubmissionInfo
 from .records import RecordsError
@@ -174,7 +173,6 @@ _STATUS_FILLS = {MISSING: "#F8CBAD", UNREADABLE: "#F8CBAD", NEEDS_FIX: "#FFE699"
 _TABLE_STYLE = "Table Style Light 9"
 _EXCEL_EPOCH = datetime(1899, 12, 30)  # serial day 0 for dates from 1900-03-01 on
 _SPLICE_ROWS = 200  # from this many rows a table's data is written as XML (see _write_table)
-_COPY_CHUNK = 1 << 20  # buffer of the files written
 
 # The fields of a record the per-project sheets show; the rest waits in the spill file.
 _SUMMARY_KEYS = ("project_no", "fiscal_year", "project_name", "department", "division", "section",
@@ -385,56 +383,6 @@ def read_master_records(path: str | Path) -> list[dict]:
                 if any(v not in (None, "") for v in row)]
     finally:
         wb.close()
-
-
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[IO[bytes]]:
-    """A binary file written through a temp file in the same folder, put in place only if the block succeeds."""
-    out = _TempOutput(Path(path))
-    try:
-        yield out.file
-        out.commit()
-    finally:
-        out.discard()
-
-
-class _TempOutput:
-    """A file being written: a temp file next to ``path`` until ``commit`` renames it (os.replace)."""
-
-    def __init__(self, path: Path, *, text: bool = False) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-        self._tmp: Path | None = Path(tmp)
-        try:
-            self.file: IO[Any] = (  # closed by commit or discard
-                open(fd, "w", encoding="utf-8", newline="", buffering=_COPY_CHUNK) if text  # noqa: SIM115
-                else open(fd, "wb", buffering=_COPY_CHUNK))  # noqa: SIM115
-        except BaseException:
-            os.close(fd)
-            self.discard()
-            raise
-
-    def commit(self) -> None:
-        self.file.close()
-        assert self._tmp is not None
-        os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared files
-        os.replace(self._tmp, self.path)
-        self._tmp = None
-
-    def discard(self) -> None:
-        """Close and remove the temp file unless committed (harmless after commit)."""
-        if self._tmp is not None:
-            if hasattr(self, "file"):
-                self.file.close()
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # --------------------------------------------------------------------------- reading the submissions
@@ -1635,12 +1583,12 @@ class _CsvFiles:
         out = Path(out_dir)
         self.targets = {name: out / (f"{name}_{fiscal_year}.csv" if fiscal_year is not None else f"{name}.csv")
                         for name in (LIST, COSTS, INDICATORS)}
-        self._files: dict[str, _TempOutput] = {}
+        self._files: dict[str, TempOutput] = {}
         self._done: set[str] = set()
 
     def tee(self, name: str, table: Table) -> Table:
         """``table`` with rows that are written to the CSV file as they are read."""
-        out = self._files[name] = _TempOutput(self.targets[name], text=True)
+        out = self._files[name] = TempOutput(self.targets[name], text=True)
         write = out.file.write
         write("\ufeff" + ",".join(_csv_quote(col.csv_header or col.header) for col in table.cols) + "\r\n")
         columns = [_CsvColumn(col.kind) for col in table.cols]
