@@ -269,16 +269,14 @@ def _read_fields(ctx: Context) -> None:
             recordpath.set_(ctx.record, placed.path, reading.value)
 
 
-def unreadable_inputs(ctx: Context, placed: Placed) -> bool:
-    """Does a formula of ``placed`` depend on a cell that could not be read (V302)?"""
-    bound = FORMULAS[placed.formula].bind(placed.year, placed.formula_args)
-    return any(ctx.readings[p].problem for p in bound.values() if p in ctx.readings)
+UNREADABLE = object()  # what recompute gives when an input could not be read
 
 
 def recompute(ctx: Context, placed: Placed) -> Any:
     """The value of a formula cell computed from the (normalised) inputs of this workbook.
 
-    None when an input could not be read: a value computed without it would be wrong.
+    ``UNREADABLE`` when an input could not be read (V302): a value computed
+    without it would be wrong.
     """
     formula = FORMULAS[placed.formula]
     bound = formula.bind(placed.year, placed.formula_args)
@@ -289,7 +287,7 @@ def recompute(ctx: Context, placed: Placed) -> Any:
         else:
             reading = ctx.readings.get(path)
             if reading is not None and reading.problem:
-                return None
+                return UNREADABLE
             env[arg] = "-" if reading is not None and reading.dash else (reading.value if reading else None)
     if "table" in placed.formula_args:
         env["table:sentence"] = ctx.layout.sentences[placed.formula_args["table"]]

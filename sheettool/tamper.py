@@ -88,7 +88,7 @@ def expected_formula(ctx: Context, placed: Placed) -> str:
 
 def check_formulas(ctx: Context) -> None:
     """Formulas present and unchanged; the record takes the recomputed value, never the cache."""
-    from .check import recompute, unreadable_inputs
+    from .check import UNREADABLE, recompute
 
     constants = ctx.constants()
     for placed in ctx.placement.items:
@@ -100,12 +100,15 @@ def check_formulas(ctx: Context) -> None:
                 _set(ctx, placed, int(value))
             continue
         computed = recompute(ctx, placed)
+        unreadable = computed is UNREADABLE
+        if unreadable:
+            computed = None
         raw = ctx.raw(placed)
         if raw is None or raw.f is None:
             ctx.add("T202", placed, value=_text(ctx.value(placed)))
         elif raw.f not in ("", "(shared)") and normalize_formula(raw.f) != normalize_formula(expected_formula(ctx, placed)):
             ctx.add("T203", placed, found=raw.f)
-        elif raw.v is not None and not unreadable_inputs(ctx, placed) and not _same(computed, ctx.value(placed)):
+        elif raw.v is not None and not unreadable and not _same(computed, ctx.value(placed)):
             ctx.add("T204", placed, cached=_text(ctx.value(placed)), computed=_text(computed))
         if placed.kind == "field" and computed is not None:
             _set(ctx, placed, int(computed))
