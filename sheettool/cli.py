@@ -114,16 +114,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     inbox = Path(args.inbox)
     if not inbox.is_dir():
         raise UsageError(f"受信フォルダが見つかりません: {inbox}")
-    broken: list = []
+    broken = False
     try:
         expected = None
         if args.expected:
-            items = records.load(args.expected)
-            broken = [i for i in items if not isinstance(i.data, dict)]
-            for item in broken:
-                print(f"エラー: 提出予定の記録 {item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}",
-                      file=sys.stderr)
-            expected = [i.data for i in items if isinstance(i.data, dict)]
+            expected, broken = _records_of(records.load(args.expected), "提出予定の記録 ")
         if args.template:
             _require_template(args.template)
         result = collect(inbox, args.out, store=args.store, expected=expected, json_out=args.json,
@@ -134,7 +129,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     for path in result.outputs:
         print(f"  出力: {path}")
     # What the master book still shows as a problem; files replaced since no longer count.
-    problems = bool(broken) or any(not s.result.ok for s in result.current) or bool(result.unreadable)
+    problems = broken or any(not s.result.ok for s in result.current) or bool(result.unreadable)
     return EXIT_FINDINGS if problems else EXIT_OK
 
 
@@ -146,20 +141,12 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
     from .rollforward import Mapping, MappingError, rollforward
 
     try:
-        items = records.load(args.source)
-        broken = [i for i in items if i.error or not isinstance(i.data, dict)]
-        for item in broken:
-            print(f"エラー: {item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}", file=sys.stderr)
+        source, broken = _records_of(records.load(args.source))
         mapping = Mapping.load(args.mapping) if args.mapping else None
-        additions, bad_additions = None, []
+        additions, bad_additions = None, False
         if args.add:
-            added = records.load(args.add)
-            bad_additions = [i for i in added if i.error or not isinstance(i.data, dict)]
-            for item in bad_additions:
-                print(f"エラー: 追加する記録 {item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}",
-                      file=sys.stderr)
-            additions = [i.data for i in added if i not in bad_additions]
-        summary = rollforward([i.data for i in items if i not in broken], template=args.template,
+            additions, bad_additions = _records_of(records.load(args.add), "追加する記録 ")
+        summary = rollforward(source, template=args.template,
                               mapping=mapping, keep_all=args.keep_all, additions=additions)
         rates = Rates.load(args.rates) if args.rates else None
     except (records.RecordsError, RatesError, LayoutError, MappingError) as e:
@@ -167,7 +154,7 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
     for problem in summary.problems:
         print(f"エラー: {problem}", file=sys.stderr)
     _print_roll_summary(summary)
-    failed = bool(broken or bad_additions or summary.problems)
+    failed = broken or bad_additions or bool(summary.problems)
     if args.records_only:
         records.dump_json(summary.rolled, args.records_only)
         print(f"繰越後の記録を書き出しました: {args.records_only}")
@@ -178,6 +165,18 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
         print(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。")
         failed = failed or bool(result.failed) or any(f.is_error for f in result.findings)
     return EXIT_FINDINGS if failed else EXIT_OK
+
+
+def _records_of(items: list, what: str = "") -> tuple[list[dict], bool]:
+    """The records among ``items`` and whether any was broken; each broken one is told on stderr."""
+    good = []
+    for item in items:
+        if isinstance(item.data, dict):
+            good.append(item.data)
+        else:
+            print(f"エラー: {what}{item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}",
+                  file=sys.stderr)
+    return good, len(good) < len(items)
 
 
 def _print_roll_summary(summary) -> None:
