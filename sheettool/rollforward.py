@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,7 @@ class Mapping:
 
     def apply(self, record: dict[str, Any]) -> bool:
         """Rename ``record`` in place; True when anything changed."""
-        before = (record.get("department"), record.get("division"), record.get("section"),
-                  record.get("project_no"), record.get("project_name"))
+        before = _identity(record)
         for source, target in self.organizations:
             if all(record.get(k) == v for k, v in source.items()):
                 for key in ("department", "division", "section"):
@@ -99,9 +99,11 @@ class Mapping:
             record["project_no"] = rule["to"]
             if rule.get("project_name"):
                 record["project_name"] = rule["project_name"]
-        after = (record.get("department"), record.get("division"), record.get("section"),
-                 record.get("project_no"), record.get("project_name"))
-        return before != after
+        return before != _identity(record)
+
+
+def _identity(record: dict[str, Any]) -> tuple:
+    return tuple(record.get(k) for k in ("department", "division", "section", "project_no", "project_name"))
 
 
 def roll_record(record: dict[str, Any], template: str = layout_mod.DEFAULT_TEMPLATE) -> dict[str, Any]:
@@ -189,8 +191,7 @@ def rollforward(records: list[dict[str, Any]], *, template: str = layout_mod.DEF
             continue
         summary.added.append(str(record.get("project_no")))
         summary.rolled.append(canonical(record))
-    numbers = [r["project_no"] for r in summary.rolled]
-    duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
+    duplicates = sorted(n for n, count in Counter(r["project_no"] for r in summary.rolled).items() if count > 1)
     if duplicates:
         raise RecordsError(f"繰越後の事業番号が重複しています: {', '.join(duplicates)}。対応表や追加する記録を確認してください。")
     return summary
