@@ -82,7 +82,7 @@ from .schema import field_label, property_schema
 from .styles import LABEL_FILL, StyleBook
 from .submission import ACCEPTED, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, Submission
 from .wareki import fiscal_label, fiscal_label_with_western
-from .xmltext import escape_control, escape_text, number_text, string_item, truncate
+from .xmltext import number_text, string_item, text_item
 
 # Sheet names (the visible ones in book order, then the hidden one).
 LIST = "一覧"
@@ -1050,17 +1050,11 @@ def _records_xml(rows: Iterator[list[Any]], count: int) -> Iterator[str]:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 cells.append(f'<c r="{_letter(c)}{num}"><v>{number_text(value)}</v></c>')
             elif value is not None:
-                cells.append(f'<c r="{_letter(c)}{num}" t="inlineStr"><is>{_long_item(str(value))}</is></c>')
+                # text_item, not the cached string_item: a record's JSON is seen once
+                cells.append(f'<c r="{_letter(c)}{num}" t="inlineStr"><is>{text_item(str(value))}</is></c>')
         yield f'<row r="{num}">{"".join(cells)}</row>'
     if r - 1 != count:
         raise AssertionError(f"{RECORDS}: {r - 1} rows written, {count} counted")
-
-
-def _long_item(text: str) -> str:
-    """``string_item`` without its cache, for long texts seen once (a record's JSON): the same XML."""
-    text = escape_control(truncate(text))
-    space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
-    return f"<t{space}>{escape_text(text)}</t>"
 
 
 @lru_cache(maxsize=1024)

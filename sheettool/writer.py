@@ -8,7 +8,6 @@ veryHidden and protected.
 from __future__ import annotations
 
 import io
-import re
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from pathlib import Path
@@ -26,10 +25,10 @@ from .fieldtypes import FieldType, dropdown_lists
 from .layout import Layout, Placed
 from .sheetplan import CellPlan, SheetPlan
 from .styles import StyleBook
+from .xmltext import preserve_space
 
 LISTS_SHEET = "_lists"
 _PAPER = {"A4": 9, "A3": 8}
-_EDGE_SPACE = re.compile(r"^\s|\s$")  # XlsxWriter's test for xml:space="preserve"
 _WB_OPTIONS = {
     "strings_to_formulas": False,  # text starting with "=" stays text
     "strings_to_urls": False,
@@ -64,7 +63,7 @@ class _SharedStrings(SharedStrings):
 
     def _write_si(self, string: str) -> None:
         string = self._escape_control_characters(string)
-        self._xml_si_element(string, [("xml:space", "preserve")] if _EDGE_SPACE.search(string) else [])
+        self._xml_si_element(string, [("xml:space", "preserve")] if preserve_space(string) else [])
 
 
 class _Packager(Packager):

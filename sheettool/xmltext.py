@@ -30,15 +30,20 @@ def number_text(value: float | int | Fraction) -> str:
     return f"{value:.16G}"
 
 
-@lru_cache(maxsize=1 << 16)
-def string_item(text: str) -> str:
-    """``<t>`` of a string item: truncated, escaped and space-preserved as XlsxWriter does.
-
-    Cached: tables repeat the same names thousands of times.
-    """
+def text_item(text: str) -> str:
+    """``<t>`` of a string item: truncated, escaped and space-preserved as XlsxWriter does."""
     text = escape_control(truncate(text))
-    space = ' xml:space="preserve"' if _EDGE_SPACE.search(text) else ""
+    space = ' xml:space="preserve"' if preserve_space(text) else ""
     return f"<t{space}>{escape_text(text)}</t>"
+
+
+# Cached for tables, which repeat the same names thousands of times.
+string_item = lru_cache(maxsize=1 << 16)(text_item)
+
+
+def preserve_space(text: str) -> bool:
+    """Does ``text`` need xml:space="preserve"? (XlsxWriter's test: whitespace at either end.)"""
+    return _EDGE_SPACE.search(text) is not None
 
 
 def truncate(text: str, limit: int = STRMAX) -> str:
