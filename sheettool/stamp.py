@@ -41,7 +41,7 @@ from . import meta, writer
 from .fieldtypes import field_type
 from .layout import Layout, Placed, Placement
 from .sheetplan import CellPlan, SheetPlan
-from .xmltext import escape_control, escape_text, number_text, string_item, truncate
+from .xmltext import escape_control, escape_text, number_text, string_item, text_item, truncate
 
 log = logging.getLogger(__name__)
 
@@ -480,7 +480,7 @@ def _meta_and_strings(base: Base, values: dict[str, str | int]) -> tuple[str, st
     out.append(base.meta_end)
     sst = [f'{base.sst_open} count="{count}" uniqueCount="{len(base.sst_index) + len(added)}">',
            base.sst_body]
-    sst += [f"<si>{string_item(text)}</si>" for text in added]
+    sst += [f"<si>{text_item(text)}</si>" for text in added]  # uncached: locked_values is one per project
     sst.append("</sst>")
     return "".join(out), "".join(sst)
 
