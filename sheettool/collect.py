@@ -54,9 +54,6 @@ class CollectResult:
     fiscal_year: int | None = None
     outputs: list[Path] = field(default_factory=list)
 
-    def counts(self) -> Counter:
-        return Counter(s.result.status for s in self.current)
-
 
 @dataclass(frozen=True)
 class _Task:

@@ -116,6 +116,7 @@ from .submission import ACCEPTED, NEEDS_FIX, UNREADABLE, CheckResult, Submission
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Archived",
     "Ledger",
     "LedgerError",
     "LedgerLocked",
@@ -196,7 +197,7 @@ _INFO_SELECT = (
 )
 _NEWEST = (
     "SELECT sha256 FROM submissions s WHERE project_no = ? AND eligible = 1"
-    " ORDER BY s.mtime_ns DESC, s.first_seen_ns DESC, s.first_path DESC LIMIT 1"
+    " ORDER BY " + ", ".join(f"{column} DESC" for column in _ORDER.split(", ")) + " LIMIT 1"
 )
 
 
