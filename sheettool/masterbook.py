@@ -82,7 +82,8 @@ from .schema import field_label, property_schema
 from .styles import LABEL_FILL, StyleBook
 from .submission import ACCEPTED, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, Submission
 from .wareki import fiscal_label, fiscal_label_with_western
-from .xmltext import number_text, string_item, text_item
+from .writer import TEXT_STAYS_TEXT
+from .xmltext import STRMAX, number_text, string_item, text_item
 
 # Sheet names (the visible ones in book order, then the hidden one).
 LIST = "一覧"
@@ -98,15 +99,13 @@ RECORDS = "_records"
 FONT = "ＭＳ Ｐゴシック"  # the font of the templates: one look across the toolkit
 FONT_SIZE = 10
 _WB_OPTIONS = {
-    "strings_to_formulas": False,  # text starting with "=" stays text
-    "strings_to_urls": False,
-    "strings_to_numbers": False,
+    **TEXT_STAYS_TEXT,
     "in_memory": True,  # only the small sheets go through XlsxWriter (see the module docstring)
     "default_format_properties": {"font_name": FONT, "font_size": FONT_SIZE},
 }
 
 RECORDS_HEADER = ("project_no", "fiscal_year", "status", "sha256", "json_sha256", "parts")
-CELL_LIMIT = 32_767  # Excel's characters per cell (counted in UTF-16 units)
+CELL_LIMIT = STRMAX  # Excel's characters per cell (counted in UTF-16 units)
 _CHUNK_UNITS = 32_000  # a little under the limit, in UTF-16 units
 # Characters XML or a spreadsheet may mangle; JSON \u escapes keep them out of the cell.
 _JSON_RISKY = re.compile("[\u007f-\u009f\ud800-\udfff\ufffe\uffff]")

@@ -29,8 +29,10 @@ from .xmltext import preserve_space
 
 LISTS_SHEET = "_lists"
 _PAPER = {"A4": 9, "A3": 8}
-_WB_OPTIONS = {
-    "strings_to_formulas": False,  # text starting with "=" stays text
+# XlsxWriter options that keep every string a string: text starting with "=" (or a URL,
+# or digits) is data. Every workbook the toolkit writes through XlsxWriter uses them.
+TEXT_STAYS_TEXT = {
+    "strings_to_formulas": False,
     "strings_to_urls": False,
     "strings_to_numbers": False,
 }
@@ -137,7 +139,7 @@ def compose(plan: SheetPlan, layout: Layout, target: str | Path | IO[bytes], *,
     generated_at = generated_at or datetime.now().astimezone()
     spec = layout.spec
     font = spec.get("font", {})
-    options: dict[str, Any] = dict(_WB_OPTIONS)
+    options: dict[str, Any] = dict(TEXT_STAYS_TEXT)
     options["default_format_properties"] = {"font_name": font.get("name", "ＭＳ Ｐゴシック"),
                                             "font_size": font.get("size", 10)}
     if isinstance(target, io.IOBase):
