@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import Decimal
 from functools import lru_cache
 from itertools import chain, islice
 from pathlib import Path
@@ -77,7 +77,7 @@ from .fileio import TempOutput, atomic_output
 from .formulas import achievement_rate, total_cost
 from .ledger import SubmissionInfo
 from .records import RecordsError
-from .rounding import to_decimal
+from .rounding import excel_round
 from .schema import field_label, property_schema
 from .styles import LABEL_FILL, StyleBook
 from .submission import ACCEPTED, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, Submission
@@ -1691,12 +1691,8 @@ def _csv_value(value: Any, kind: str) -> str:
 
 
 def _percent(value: int | float) -> str:
-    """``str(excel_round(value * 100, 1))`` (Excel's ROUND, half away from zero), without a new context each time."""
-    return str(to_decimal(value * 100).quantize(_TENTH, rounding=ROUND_HALF_UP, context=_ROUND_CONTEXT))
-
-
-_TENTH = Decimal(1).scaleb(-1)
-_ROUND_CONTEXT = Context(prec=40)  # as excel_round
+    """達成率 in % with one decimal, rounded as Excel's ROUND."""
+    return str(excel_round(value * 100, 1))
 
 
 @lru_cache(maxsize=1 << 14)

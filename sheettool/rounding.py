@@ -8,7 +8,8 @@ cell shows) and all arithmetic stays decimal.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal
+from functools import lru_cache
 
 Number = int | float | Decimal
 
@@ -29,7 +30,12 @@ def excel_round(x: Number, digits: int = 0) -> Decimal:
 
     ``Decimal``'s ROUND_HALF_UP rounds ties away from zero for negatives too.
     """
-    quantum = Decimal(1).scaleb(-digits)
-    with localcontext() as ctx:
-        ctx.prec = 40
-        return to_decimal(x).quantize(quantum, rounding=ROUND_HALF_UP)
+    return to_decimal(x).quantize(_quantum(digits), rounding=ROUND_HALF_UP, context=_CONTEXT)
+
+
+_CONTEXT = Context(prec=40)  # one shared context: a new one per call cost more than the rounding
+
+
+@lru_cache(maxsize=32)
+def _quantum(digits: int) -> Decimal:
+    return Decimal(1).scaleb(-digits)
