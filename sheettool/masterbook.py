@@ -260,6 +260,15 @@ class _Project:
     def counted(self) -> bool:
         return self.record is not None and self.status in COUNTED
 
+    @property
+    def department(self) -> str:
+        """部 for grouping (the aggregates name a missing one)."""
+        return self.ident.get("department") or UNKNOWN_DEPARTMENT
+
+    @property
+    def division(self) -> str:
+        return self.ident.get("division") or UNKNOWN_DEPARTMENT
+
 
 @dataclass
 class _Book:
@@ -525,7 +534,7 @@ def _collect(current: list[_Entry], expected: list[dict] | None,
     projects.sort(key=lambda p: _natural(p.no))
     picked = {id(p.entry) for p in projects}
     loose = [s for s in live if id(s) not in picked and s.result.status == UNREADABLE]
-    names = {str(r.get("project_no")): r for r in (expected or [])}
+    names = dict(exp or {})
     names.update({p.no: p.ident for p in projects})
     return _Book(fiscal_year, projects, sorted(loose, key=_received), live, [e.sub for e in history],
                  [e.sub for e in current], spill, names)
@@ -729,7 +738,7 @@ def _indicator_table(book: _Book) -> Table:
 
 def _departments(projects: Iterable[_Project]) -> list[str]:
     """部 in order of first appearance (projects are in 番号 order, which follows the organisation)."""
-    return list(dict.fromkeys(p.ident.get("department") or UNKNOWN_DEPARTMENT for p in projects))
+    return list(dict.fromkeys(p.department for p in projects))
 
 
 def _direction_table(book: _Book, top: int) -> Table:
@@ -738,7 +747,7 @@ def _direction_table(book: _Book, top: int) -> Table:
     depts = _departments(counted)
     tally: dict[str, Counter] = {d: Counter() for d in depts}
     for p in counted:
-        tally[p.ident.get("department") or UNKNOWN_DEPARTMENT][_direction_kind(p.record.get("direction"))] += 1
+        tally[p.department][_direction_kind(p.record.get("direction"))] += 1
     extra = [k for k in (NO_DIRECTION, OTHER_DIRECTION) if any(t[k] for t in tally.values())]
     kinds = [*DIRECTIONS, *extra]
     n = len(kinds)
@@ -767,9 +776,10 @@ def _department_cost_table(book: _Book) -> Table:
     years = sorted({e.get("year") for p in counted for e in p.record.get("costs") or []
                     if isinstance(e.get("year"), int)})
     sums: dict[tuple[str, str | None, int], list] = defaultdict(lambda: [0, None, None, None])
+    divisions: dict[str, dict[str, None]] = {}  # 課 of each 部, in order of appearance
     for p in counted:
-        dept = p.ident.get("department") or UNKNOWN_DEPARTMENT
-        div = p.ident.get("division") or UNKNOWN_DEPARTMENT
+        dept, div = p.department, p.division
+        divisions.setdefault(dept, {})[div] = None
         for e in p.record.get("costs") or []:
             values = (e.get("settlement"), e.get("personnel_cost"),
                       total_cost(e.get("settlement"), e.get("personnel_cost")))
@@ -782,13 +792,9 @@ def _department_cost_table(book: _Book) -> Table:
     cols = [Col("集計単位"), Col("部"), Col("課"), Col("年度", "int"), Col("和暦"),
             Col("事業数", "count"), Col("決算額（千円）", "money"), Col("人件費計（千円）", "money"),
             Col("トータルコスト（千円）", "money")]
-    divisions: dict[str, dict[str, None]] = {}
-    for p in counted:
-        divisions.setdefault(p.ident.get("department") or UNKNOWN_DEPARTMENT, {})[
-            p.ident.get("division") or UNKNOWN_DEPARTMENT] = None
     rows = []
-    for dept in _departments(counted):
-        for level, div in (("部", None), *(("課", d) for d in divisions[dept])):
+    for dept, divs in divisions.items():  # 部 in order of first appearance, as _departments
+        for level, div in (("部", None), *(("課", d) for d in divs)):
             for year in years:
                 if (dept, div, year) in sums:
                     rows.append([level, dept, div, year, _wareki(year), *sums[(dept, div, year)]])
@@ -801,7 +807,7 @@ def _status_table(book: _Book) -> Table:
             Col("エラー数", "count"), Col("注意数", "count"), Col("提出ファイル"),
             Col("受付日時", "datetime")]
     order = {d: i for i, d in enumerate(_departments(book.projects))}
-    projects = sorted(book.projects, key=lambda p: (order[p.ident.get("department") or UNKNOWN_DEPARTMENT],
+    projects = sorted(book.projects, key=lambda p: (order[p.department],
                                                     p.ident.get("division") or "", _natural(p.no)))
 
     def rows() -> Iterator[list[Any]]:
