@@ -991,13 +991,20 @@ def _status_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, 
     """Totals per status on top (frozen with the header), the list below, counts per 部 to its right."""
     ws = wb.add_worksheet(STATUS)
     _title(ws, styles, f"提出状況 {label}")
-    per_status = Counter(row[4] for row in _status_table(book).rows)
+    per_status: Counter = Counter()
+
+    def counting(rows: Iterable[list[Any]]) -> Iterator[list[Any]]:
+        for row in rows:
+            per_status[row[4]] += 1
+            yield row
+
+    # one pass over the rows for both tallies; the list itself is made again as it is written
+    by_department = _status_by_department(counting(_status_table(book).rows))
     summary = Table("T_StatusSummary", [*(Col(s, "count") for s in STATUS_ORDER), Col("合計", "count")],
                     [[*(per_status[s] for s in STATUS_ORDER), per_status.total()]])
     _write_table(ws, fmts, styles, summary, top=1, size=False)
     top = 4
     table = _status_table(book)
-    by_department = _status_by_department(_status_table(book).rows)
     # The counts per 部 share the list's rows, so they are written with them (see _write_table).
     count = _write_table(ws, fmts, styles, table, top=top, alone=True, beside=by_department)
     _highlight_status(ws, styles, table, top=top, count=count)
