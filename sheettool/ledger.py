@@ -757,8 +757,7 @@ class Ledger:
 
     def current(self) -> list[Submission]:
         """The current submission of every project, by project number."""
-        subs = self._query("WHERE c.sha256 IS NOT NULL")
-        return sorted(subs, key=lambda s: str(s.project_no))
+        return list(self.iter_current())
 
     def history(self, project_no: str | None = None) -> list[Submission]:
         """Every submission (of one project, if given), oldest first by the newer-rule."""
