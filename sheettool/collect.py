@@ -11,7 +11,6 @@ read one record at a time (memory does not grow with the number of projects).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections import Counter
@@ -34,6 +33,7 @@ from .ledger import (
     sha256_bytes,
     workspace_for,
 )
+from .records import jsonl_line
 from .submission import ACCEPTED, NEEDS_FIX, UNEXPECTED, CheckResult, Submission
 
 SUFFIXES = (".xlsx", ".xlsm")
@@ -157,7 +157,7 @@ def _records_out(current: Iterable[Submission], lines: IO[bytes] | None,
         record = sub.result.record
         if record:
             if lines is not None:
-                lines.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+                lines.write(jsonl_line(record))
             if years is not None:
                 years[record["fiscal_year"]] += 1
         yield sub

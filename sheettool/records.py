@@ -67,10 +67,9 @@ def dump_json(records: list[dict[str, Any]], path: str | Path) -> None:
     atomic_write_text(path, json.dumps(records, ensure_ascii=False, indent=2) + "\n")
 
 
-def dump_jsonl(records: list[dict[str, Any]], path: str | Path) -> None:
-    from .fileio import atomic_write_text
-
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+def jsonl_line(record: dict[str, Any]) -> bytes:
+    """One record as a JSON Lines line (UTF-8, Japanese unescaped), as ``load`` reads it."""
+    return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 _POSITIONAL = ("sdgs", "mayor_pledge", "strategy_plan")
