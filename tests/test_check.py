@@ -22,7 +22,16 @@ from pathlib import Path
 import badfiles
 import openpyxl
 import pytest
-from helpers import ROOT, codes, errors, generate_seed_templates, only, seed_record, seed_records
+from helpers import (
+    ROOT,
+    codes,
+    errors,
+    generate_seed_templates,
+    only,
+    seed_record,
+    seed_records,
+    tamper_codes,
+)
 
 from sheettool import layout, meta
 from sheettool.annotate import SHEET as FINDINGS_SHEET
@@ -187,15 +196,6 @@ def templates(tmp_path_factory) -> dict[str, Path]:
 def book(templates) -> Parts:
     """Project 088's template, ready to alter."""
     return Parts(templates["088"])
-
-
-# Findings a seed template has from its own published content: 087 lacks the unit of its
-# third indicator (R503); some published texts are longer than our boxes (R507).
-CONTENT_WARNINGS = {"R503", "R507"}
-
-
-def tamper_codes(result) -> set[str]:
-    return {f.code for f in result.findings} - CONTENT_WARNINGS
 
 
 def sha256(path: Path) -> str:

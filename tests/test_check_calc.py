@@ -15,7 +15,15 @@ from pathlib import Path
 import openpyxl
 import pytest
 from calc.client import EXCEL_2007_FILTER, CalcRefused
-from helpers import codes, errors, generate_seed_templates, only, seed_record, seed_records
+from cycle import as_typed, input_cells
+from helpers import (
+    errors,
+    generate_seed_templates,
+    only,
+    seed_record,
+    seed_records,
+    tamper_codes,
+)
 
 from sheettool import layout, recordpath
 from sheettool.annotate import annotate
@@ -27,7 +35,6 @@ LAYOUT = layout.load()
 PLACE = LAYOUT.place(2022)
 SHEET = LAYOUT.sheet_name
 NOS = [r["project_no"] for r in seed_records()]
-CONTENT_WARNINGS = {"R503", "R507"}  # what the published content itself draws (see test_check.py)
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +50,6 @@ def cell(path: str) -> str:
     return PLACE.at(path).cell
 
 
-def tamper_codes(result) -> set[str]:
-    return set(codes(result)) - CONTENT_WARNINGS
-
-
-def user_cells(src: Path) -> list:
-    """Input cells a department can type into: inputs not locked as history (per _meta)."""
-    locked = check_file(src).meta["locked_values"]
-    return [p for p in PLACE.fields.values() if p.role == "input" and not p.formula and p.name not in locked]
-
-
-def as_typed(value) -> str:
-    """What a user types for a cell value: the text, or the number written out."""
-    return value if isinstance(value, str) else (repr(value) if isinstance(value, float) else str(value))
-
-
 # --------------------------------------------------------------------------- the round trip
 
 
@@ -65,7 +57,7 @@ def as_typed(value) -> str:
 def test_round_trip_typed_by_a_user_gives_the_same_record(calc, seed_dir, tmp_path, no):
     src = template(seed_dir, no)
     record = seed_record(no)
-    fields = user_cells(src)
+    fields = input_cells(src)
     typed = {}
     for placed in fields:
         value = field_type(placed.path, placed.format).to_cell(recordpath.get(record, placed.path))
