@@ -37,17 +37,16 @@ def _print_findings(found: list[Finding], stream=None) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from . import records
+    from . import records, sources
     from .generate import generate
-    from .layout import LayoutError
-    from .rates import Rates, RatesError
+    from .spec import TemplateError
+    from .spec.rates import RatesError
 
     try:
-        items = records.load(args.records)
-        rates = Rates.load(args.rates) if args.rates else None
-        result = generate(items, args.out, template=args.template, rates=rates, password=args.password,
+        items = sources.load_records(args.records)
+        result = generate(items, args.out, template=args.template, rates=args.rates, password=args.password,
                           jobs=args.jobs)
-    except (records.RecordsError, RatesError, LayoutError) as e:
+    except (records.RecordsError, RatesError, TemplateError) as e:
         raise UsageError(str(e)) from None
     _print_findings(result.findings)
     print(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。"
@@ -67,7 +66,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         _require_template(args.template)
     result = check_file(path, template=args.template)
     if args.annotate:
-        from .annotate import AnnotateError, annotate
+        from .check.annotate import AnnotateError, annotate
 
         try:
             annotate(path, result, Path(args.annotate))
@@ -83,11 +82,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _require_template(name: str) -> None:
-    from .layout import LayoutError, load
+    from .spec import TemplateError, load
 
     try:
         load(name)
-    except LayoutError as e:
+    except TemplateError as e:
         raise UsageError(str(e)) from None
 
 
@@ -107,9 +106,9 @@ def _print_check(result) -> None:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from . import records
+    from . import records, sources
     from .collect import collect, summary_line
-    from .ledger import LedgerError
+    from .collect.ledger import LedgerError
 
     inbox = Path(args.inbox)
     if not inbox.is_dir():
@@ -118,7 +117,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     try:
         expected = None
         if args.expected:
-            expected, broken = _records_of(records.load(args.expected), "提出予定の記録 ")
+            expected, broken = _records_of(sources.load_records(args.expected), "提出予定の記録 ")
         if args.template:
             _require_template(args.template)
         result = collect(inbox, args.out, store=args.store, expected=expected, json_out=args.json,
@@ -134,22 +133,26 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_rollforward(args: argparse.Namespace) -> int:
-    from . import records
-    from .generate import generate
-    from .layout import LayoutError
-    from .rates import Rates, RatesError
+    from . import records, sources
+    from .generate import generate, template_of
     from .rollforward import Mapping, MappingError, rollforward
+    from .spec import TemplateError
+    from .spec.rates import RatesError
 
     try:
-        source, broken = _records_of(records.load(args.source))
+        source, broken = _records_of(sources.load_records(args.source))
         mapping = Mapping.load(args.mapping) if args.mapping else None
         additions, bad_additions = None, False
         if args.add:
-            additions, bad_additions = _records_of(records.load(args.add), "追加する記録 ")
+            additions, bad_additions = _records_of(sources.load_records(args.add), "追加する記録 ")
         summary = rollforward(source, template=args.template,
                               mapping=mapping, keep_all=args.keep_all, additions=additions)
-        rates = Rates.load(args.rates) if args.rates else None
-    except (records.RecordsError, RatesError, LayoutError, MappingError) as e:
+        if args.rates:  # a broken rates file is refused before anything is written
+            from .generate import rates_for
+
+            for record in summary.rolled[:1]:
+                rates_for(template_of(record, args.template), args.rates)
+    except (records.RecordsError, RatesError, TemplateError, MappingError) as e:
         raise UsageError(str(e)) from None
     for problem in summary.problems:
         print(f"エラー: {problem}", file=sys.stderr)
@@ -160,7 +163,7 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
         print(f"繰越後の記録を書き出しました: {args.records_only}")
     if args.out:
         result = generate([records.Item(f"{i}件目", r) for i, r in enumerate(summary.rolled, start=1)],
-                          args.out, template=args.template, rates=rates, jobs=args.jobs)
+                          args.out, template=args.template, rates=args.rates, jobs=args.jobs)
         _print_findings(result.findings)
         print(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。")
         failed = failed or bool(result.failed) or any(f.is_error for f in result.findings)
@@ -183,8 +186,8 @@ def _print_roll_summary(summary) -> None:
     carried = len(summary.rolled) - len(summary.added)
     print(f"繰越: {carried}件、除外: {len(summary.left_out)}件、追加: {len(summary.added)}件、"
           f"組織・番号の変更: {len(summary.remapped)}件")
-    for no, name, direction in summary.left_out:
-        print(f"  除外 {no} {name}（方向性: {direction}）")
+    for no, name, why in summary.left_out:
+        print(f"  除外 {no} {name}（{why}）" if why else f"  除外 {no} {name}")
     for no in summary.added:
         print(f"  追加 {no}")
     for before, after in summary.remapped:
@@ -193,7 +196,7 @@ def _print_roll_summary(summary) -> None:
 
 def cmd_import_text(args: argparse.Namespace) -> int:
     from . import records
-    from .importtext import ImportTextError, parse_text
+    from .importers.tsukuba import ImportTextError, parse_text
 
     path = Path(args.file)
     try:
@@ -222,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("records", help="記録（JSON配列、JSON Lines、またはマスターブック）")
     g.add_argument("--out", required=True, help="出力先フォルダ")
     g.add_argument("--rates", help="人件費単価ファイル（JSON）。省略時はテンプレート既定の単価")
-    g.add_argument("--template", default="tsukuba", help="テンプレート名（templates/ 以下）")
+    g.add_argument("--template", help="テンプレート名（templates/ 以下）またはフォルダ。既定: 各記録の template（無ければ tsukuba）")
     g.add_argument("--password", help="シート保護のパスワード（省略時はパスワードなしで保護）")
     g.add_argument("--jobs", type=int, default=None, help="並列数（既定: CPU数）")
     g.set_defaults(func=cmd_generate)
@@ -253,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mapping", help="組織改編・事業番号の対応表（JSON）")
     r.add_argument("--add", metavar="RECORDS", help="翌年度に追加する新規事業の記録")
     r.add_argument("--keep-all", action="store_true", help="方向性が休止・廃止／完了の事業も繰り越す")
-    r.add_argument("--template", default="tsukuba", help="テンプレート名")
+    r.add_argument("--template", help="テンプレート名またはフォルダ。既定: 各記録の template（無ければ tsukuba）")
     r.add_argument("--jobs", type=int, default=None, help="並列数（既定: CPU数）")
     r.set_defaults(func=cmd_rollforward)
 

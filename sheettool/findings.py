@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .messages import CATALOG
+from .messages import CATALOG, Message
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,17 @@ class Finding:
 
 
 def make(code: str, *, sheet: str | None = None, cell: str | None = None,
-         field: str | None = None, **params: Any) -> Finding:
-    """Build a finding from catalog ``code``; ``params`` fill the template."""
+         field: str | None = None, message: str | None = None, remedy: str | None = None,
+         **params: Any) -> Finding:
+    """Build a finding from catalog ``code``; ``params`` fill the template.
+
+    ``message`` and ``remedy`` replace the catalog's wording (a template's rule may say it
+    in its own terms); the code, and so the meaning and severity, stay the catalog's.
+    """
     entry = CATALOG[code]
+    if message is not None or remedy is not None:
+        entry = Message(code, entry.severity, message if message is not None else entry.template,
+                        remedy if remedy is not None else entry.remedy)
     values = {"sheet": sheet or "", "cell": cell or "", "field": field or "", **params}
     return Finding(
         code=code,

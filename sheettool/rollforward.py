@@ -1,23 +1,22 @@
-"""``sheettool rollforward``: next fiscal year's records from this year's.
+"""``sheettool rollforward``: next fiscal year's records from this year's, by the template's rules.
 
-What is carried, what is reset, and why:
+What is carried, reset and moved is the template's (rollforward.json):
 
-- Costs: the window moves one year. The two past years keep what was reported
-  (決算額 and 人件費計 included, never recomputed with new rates); the template
-  locks them as history. The new current year and the year after start from
-  last year's plan for them (予算額, 正職員従事割合, 時間外勤務, 会計年度任用職員)
-  as editable inputs; their 決算額 breakdown starts empty. The new far year is blank.
-- Indicators: name, unit, kind and description carried; values kept for the
-  years still in the window (past actuals become locked history), targets
-  carried, actuals from the new fiscal year on blank.
-- Results: last year's 改善目標 and 課題 become ``previous`` (a locked
-  reference beside 前年度の課題への対応); 成果, 課題, 改善目標, the evaluation
-  scores, 方向性 and its 理由 start empty: they are this year's judgement.
-- Basic information, 対象・目的・概要 and 市民参加 are carried as editable
-  starting points; 新規・継続 becomes 継続.
-- Projects whose 方向性 was 休止・廃止 or 完了 are left out unless keep_all.
-- A mapping file renames 部 / 課 / 係 after a reorganisation and renumbers
-  projects; new projects are added from a records file.
+- ``exclude_if``: a condition over the record; such projects are left out (their
+  ``exclude_shows`` field is named in the summary) unless keep_all.
+- ``set``: fields given a fixed value (新規・継続 becomes 継続).
+- ``move``: a field's value goes to another field (this year's 改善目標 becomes next
+  year's 前年度の改善目標（参考）, a locked reference); the target is replaced whole.
+- ``reset``: fields (or whole groups) emptied: this year's judgement.
+- ``shift``: for each year series, which fields an entry keeps when the window moves a
+  year, by the meaning of its column before and after (決算 → 決算 keeps everything: past
+  years stay as reported, never recomputed with new rates; 予算 → 決算 keeps the plan).
+  An entry whose change of meaning is not listed keeps nothing; years that leave the
+  window are dropped.
+- Everything else is carried as an editable starting value.
+
+A mapping file renames 部 / 課 / 係 after a reorganisation and renumbers projects; new
+projects are added from a records file.
 """
 
 from __future__ import annotations
@@ -29,12 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout as layout_mod
-from . import schema
-from .records import RecordsError, canonical
-
-ENDED = ("休止・廃止", "完了")
-_PLAN_KEYS = ("budget", "staff_fte", "overtime_hours", "part_time_staff")
+from .records import RecordsError
+from .spec import DEFAULT_TEMPLATE, Template, load
+from .spec import formula as fx
+from .spec.fields import Field
 
 
 @dataclass
@@ -106,80 +103,118 @@ def _identity(record: dict[str, Any]) -> tuple:
     return tuple(record.get(k) for k in ("department", "division", "section", "project_no", "project_name"))
 
 
-def roll_record(record: dict[str, Any], template: str = layout_mod.DEFAULT_TEMPLATE) -> dict[str, Any]:
-    """The record for ``fiscal_year + 1``, carried and reset as the module docstring says."""
-    old = canonical(copy.deepcopy(record))
+def roll_record(record: dict[str, Any], tpl: Template | str | None = None) -> dict[str, Any]:
+    """The record for ``fiscal_year + 1``, carried, reset and moved by the template's rules."""
+    tpl = _template(record, tpl)
+    rules = tpl.roll
+    old = tpl.canonical(copy.deepcopy(record))
     fy = old["fiscal_year"] + 1
-    lay = layout_mod.load(template)
     new = copy.deepcopy(old)
     new["fiscal_year"] = fy
-    new["status"] = "継続"
-    new["costs"] = _roll_costs(old["costs"], lay.windows["costs"].years(fy), fy)
-    new["indicators"] = _roll_indicators(old["indicators"], lay.windows["indicators"].years(fy), fy)
-    results = old.get("results") or {}
-    new["previous"] = {
-        "improvement_goal": results.get("improvement_goal"),
-        "issues_operations": results.get("issues_operations"),
-        "issues_organization": results.get("issues_organization"),
-    }
-    new["results"] = {key: None for key in results}
-    new["evaluation"] = {key: None for key in old.get("evaluation") or {}}
-    new["direction"] = None
-    new["direction_reason"] = None
-    return canonical(new)
-
-
-def _roll_costs(costs: list[dict[str, Any]], years: list[int], fy: int) -> list[dict[str, Any]]:
-    by_year = {c["year"]: c for c in costs}
-    out = []
-    for year in years:
-        old = by_year.get(year)
-        if old is None:
-            continue
-        if year < fy:
-            out.append(dict(old))  # history, exactly as reported
+    for path, value in (rules.get("set") or {}).items():
+        tpl.set_(new, path, value)
+    moved: dict[str, dict[str, Any]] = {}
+    for source, target in (rules.get("move") or {}).items():
+        group, _, leaf = target.rpartition(".")
+        if group:
+            moved.setdefault(group, {})[leaf] = tpl.get(old, source)
         else:
-            plan = {k: old.get(k) for k in _PLAN_KEYS}
-            out.append({"year": year, **plan})
-    return out
+            new[target] = tpl.get(old, source)
+    for group, values in moved.items():
+        tpl.set_(new, group, {k: values.get(k) for k in tpl.tree.fields[group].fields})
+    for path in rules.get("reset") or []:
+        _reset(tpl, new, path)
+    for path, transitions in (rules.get("shift") or {}).items():
+        _shift(tpl, new, old, path, transitions, fy)
+    return tpl.canonical(new)
 
 
-def _roll_indicators(indicators: list[dict[str, Any]], years: list[int], fy: int) -> list[dict[str, Any]]:
+def _template(record: dict[str, Any], tpl: Template | str | None) -> Template:
+    if isinstance(tpl, Template):
+        return tpl
+    return load(tpl or record.get("template") or DEFAULT_TEMPLATE)
+
+
+def _reset(tpl: Template, record: dict[str, Any], path: str) -> None:
+    f = tpl.field(path)
+    if f is not None and f.kind == "group":
+        current = tpl.get(record, path)
+        tpl.set_(record, path, {k: None for k in (current or {})} if isinstance(current, dict) else None)
+    else:
+        tpl.set_(record, path, None)
+
+
+def _shift(tpl: Template, new: dict[str, Any], old: dict[str, Any], path: str,
+           transitions: list[dict[str, Any]], fy: int) -> None:
+    """Move the year entries of series ``path`` (``costs``, or ``indicators.values`` in every item)."""
+    head, _, tail = path.partition(".")
+    f = tpl.tree.fields[head]
+    if f.kind == "series":
+        new[head] = _shift_entries(tpl, f, old.get(head) or [], transitions, fy)
+        return
+    series = f.fields[tail]
+    for item in new.get(head) or []:
+        item[tail] = _shift_entries(tpl, series, item.get(tail) or [], transitions, fy)
+
+
+def _shift_entries(tpl: Template, series: Field, entries: list[dict[str, Any]],
+                   transitions: list[dict[str, Any]], fy: int) -> list[dict[str, Any]]:
+    window = tpl.windows[series.window]
+    by_year = {e["year"]: e for e in entries}
     out = []
-    for ind in indicators:
-        values = []
-        for v in ind.get("values") or []:
-            if v["year"] not in years:
-                continue
-            actual = v.get("actual") if v["year"] < fy else None
-            values.append({"year": v["year"], "target": v.get("target"), "actual": actual})
-        out.append({**ind, "values": values})
+    for year in window.years(fy):
+        entry = by_year.get(year)
+        if entry is None:
+            continue
+        before, after = window.meaning(year, fy - 1), window.meaning(year, fy)
+        keep = next((t["keep"] for t in transitions if t["from"] == before and t["to"] == after), [])
+        if keep == "all":
+            out.append(dict(entry))  # history, exactly as reported
+        else:
+            out.append({"year": year, **{k: entry.get(k) for k in keep}})
     return out
 
 
-def rollforward(records: list[dict[str, Any]], *, template: str = layout_mod.DEFAULT_TEMPLATE,
+def excluded(tpl: Template, record: dict[str, Any]) -> bool:
+    """The template's ``exclude_if`` holds for ``record`` (an ended project)."""
+    text = tpl.roll.get("exclude_if")
+    if not text:
+        return False
+    expr = tpl.condition(text)
+    result = expr.evaluate(fx.Env({p: tpl.get(record, p) for p in expr.refs()}, tpl.tables))
+    return result is True
+
+
+def rollforward(records: list[dict[str, Any]], *, template: str | Path | None = None,
                 mapping: Mapping | None = None, keep_all: bool = False,
                 additions: list[dict[str, Any]] | None = None) -> RollSummary:
-    """Roll every record; leave out ended projects; remap; add new projects."""
+    """Roll every record; leave out ended projects; remap; add new projects.
+
+    ``template`` overrides the template each record names (none: the default).
+    """
     summary = RollSummary()
     for record in records:
-        problems = schema.validate_record(record)
+        tpl = _template(record, str(template) if template else None)
+        problems = tpl.validator.problems(record)
         if problems:
             p = problems[0]
             summary.problems.append(f"事業番号 {record.get('project_no')}: {p.label}{p.problem}")
             continue
-        if record.get("direction") in ENDED and not keep_all:
-            summary.left_out.append((record["project_no"], record["project_name"], record["direction"]))
+        if not keep_all and excluded(tpl, record):
+            shows = tpl.roll.get("exclude_shows")
+            summary.left_out.append((record["project_no"], record["project_name"],
+                                     f"{tpl.label(shows)}: {tpl.get(record, shows)}" if shows else ""))
             continue
-        rolled = roll_record(record, template)
+        rolled = roll_record(record, tpl)
         if mapping is not None:
-            before = f"{rolled['project_no']} {rolled['department']}{rolled['division']}"
+            before = _where(rolled)
             if mapping.apply(rolled):
-                summary.remapped.append((before, f"{rolled['project_no']} {rolled['department']}{rolled['division']}"))
+                summary.remapped.append((before, _where(rolled)))
         summary.rolled.append(rolled)
     fiscal_years = {r["fiscal_year"] for r in summary.rolled}
     for record in additions or []:
-        problems = schema.validate_record(record)
+        tpl = _template(record, str(template) if template else None)
+        problems = tpl.validator.problems(record)
         if problems:
             p = problems[0]
             summary.problems.append(f"追加の事業 {record.get('project_no')}: {p.label}{p.problem}")
@@ -190,8 +225,14 @@ def rollforward(records: list[dict[str, Any]], *, template: str = layout_mod.DEF
                 f"繰越先の年度（{'・'.join(map(str, sorted(fiscal_years)))}）と異なります。")
             continue
         summary.added.append(str(record.get("project_no")))
-        summary.rolled.append(canonical(record))
-    duplicates = sorted(n for n, count in Counter(r["project_no"] for r in summary.rolled).items() if count > 1)
+        summary.rolled.append(tpl.canonical(record))
+    duplicates = sorted(n for n, count in Counter((r.get("template"), r["project_no"]) for r in summary.rolled).items()
+                        if count > 1)
     if duplicates:
-        raise RecordsError(f"繰越後の事業番号が重複しています: {', '.join(duplicates)}。対応表や追加する記録を確認してください。")
+        names = ", ".join(no for _, no in duplicates)
+        raise RecordsError(f"繰越後の事業番号が重複しています: {names}。対応表や追加する記録を確認してください。")
     return summary
+
+
+def _where(record: dict[str, Any]) -> str:
+    return f"{record['project_no']} {record.get('department') or ''}{record['division']}"

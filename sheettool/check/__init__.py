@@ -1,0 +1,106 @@
+"""``sheettool check``: read one returned workbook back into a record, with findings.
+
+The template comes from the workbook's ``_meta`` (or ``--template``). Cached formula
+results are never trusted: every formula is recomputed from the inputs with the
+template's own formulas. The checks run in sequence and each adds findings pointing
+at its sheet and cell:
+
+1. file safety (xlsx/safety.py) — unreadable files stop here (exit code 2)
+2. identity: _meta, template version, fiscal year, project number (tamper.py)
+3. every field read and normalised (read.py, normalize.py)
+4. formulas present and unchanged, locked content unchanged (tamper.py)
+5. the record schema, then the template's rules (rules.py)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import findings
+from .result import CheckResult
+from ..xlsx.read import Book
+from ..xlsx.safety import Package, UnreadableFile, open_package, package_from_bytes
+from . import rules, tamper
+from .context import Context
+from .read import fiscal_year, main_sheet, read_fields, read_meta, resolve_addresses
+
+__all__ = ["CheckResult", "check_bytes", "check_file"]
+
+
+def check_file(path: str | Path, *, display_name: str | None = None,
+               template: str | None = None) -> CheckResult:
+    """Read and check one returned workbook; never raises for a bad file.
+
+    ``template`` (a name under templates/ or a folder) overrides the one its
+    ``_meta`` names, for templates generated with ``--template <folder>``.
+    """
+    path = Path(path)
+    name = display_name or path.name
+    try:
+        pkg = open_package(path)
+    except UnreadableFile as e:
+        return CheckResult(name, None, [e.finding], readable=False)
+    except OSError as e:
+        return CheckResult(name, None, [findings.make("F100", file=name, detail=e.strerror or str(e))],
+                           readable=False)
+    return _check_package(pkg, name, template)
+
+
+def check_bytes(data: bytes, name: str, template: str | None = None) -> CheckResult:
+    """``check_file`` for content already read (collect checks exactly what it archives)."""
+    try:
+        pkg = package_from_bytes(name, data)
+    except UnreadableFile as e:
+        return CheckResult(name, None, [e.finding], readable=False)
+    return _check_package(pkg, name, template)
+
+
+def _check_package(pkg: Package, name: str, template: str | None = None) -> CheckResult:
+    try:
+        book = Book(pkg)
+    except UnreadableFile as e:
+        return CheckResult(name, None, [e.finding], readable=False)
+    result = CheckResult(name, None, list(pkg.warnings))
+    try:
+        _check_book(book, name, result, template)
+    except UnreadableFile as e:  # a part that fails to parse once we get to it
+        # what was said about the content so far (T201, T206, ...) is moot: the file is unreadable
+        return CheckResult(name, None, [*pkg.warnings, e.finding], readable=False)
+    return result
+
+
+def _check_book(book: Book, name: str, result: CheckResult, template: str | None = None) -> None:
+    meta = read_meta(book)
+    result.meta = meta
+    if not meta:
+        result.findings.append(findings.make("T201", file=name))
+    foreign = not meta and not any(n.startswith("f_") for n in book.names)
+    tpl, template_findings = tamper.template_of(meta, template)
+    result.template = tpl.id
+    result.findings.extend(template_findings)
+    sheet = main_sheet(book, tpl)
+    if sheet is None:
+        if not foreign:
+            result.findings.append(findings.make("T220"))
+        return
+    data = book.read_sheet(sheet)  # parsed even for a foreign workbook: a hostile sheet shows here
+    if foreign:
+        return  # some other workbook: T201 says it all, nothing here is ours to read
+    fy = fiscal_year(book, data, tpl, meta)
+    if fy is None:
+        result.findings.append(findings.make("T220"))
+        return
+    ctx = Context(name, book, tpl, tpl.place(fy), sheet.name, data, meta)
+    resolve_addresses(ctx)
+    tamper.check_structure(ctx)
+    read_fields(ctx)
+    tamper.check_formulas(ctx)
+    tamper.check_locked(ctx)
+    record = tpl.canonical(ctx.record)
+    for problem in tpl.validator.problems(record):
+        placed = ctx.placement.fields.get(problem.path)
+        ctx.add("S401", placed, field=problem.path or None, label=problem.label,
+                at=f"（{ctx.cell(placed)}）" if placed is not None else "", problem=problem.problem)
+    rules.run(ctx, record)
+    result.record = record
+    result.findings.extend(ctx.findings)

@@ -1,0 +1,176 @@
+"""Reading a returned workbook: which template, sheet and year, where each item is, every value.
+
+Every field is found through the workbook's defined names (so a renamed sheet or
+moved cell is still read), falling back to the layout. Formula cells are never read
+as data: ``recompute`` computes them from the inputs with the template's formulas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..spec import Placed, Template
+from ..spec import formula as fx
+from ..spec.celltypes import CellType
+from ..xlsx import meta as meta_mod
+from ..xlsx.read import Book, Sheet, SheetData, split_ref
+from .context import Context
+from .normalize import read_value
+
+UNREADABLE = object()  # what recompute gives when an input could not be read
+
+
+def read_meta(book: Book) -> dict[str, Any]:
+    """The ``_meta`` sheet's keys and values (column A and B), typed; empty without one."""
+    sheet = book.sheet(meta_mod.SHEET)
+    if sheet is None:
+        return {}
+    data = book.read_sheet(sheet)
+    rows: dict[str, Any] = {}
+    for ref, cell in data.cells.items():
+        if ref[:1] == "A" and ref[1:].isdigit():
+            key = book.value(cell)
+            if isinstance(key, str):
+                rows[key] = book.value(data.cells.get("B" + ref[1:]))
+    return meta_mod.parse(rows)
+
+
+def main_sheet(book: Book, tpl: Template) -> Sheet | None:
+    target = book.names.get("f_project_no")
+    if target:
+        sheet_name, _ = split_ref(target)
+        found = book.sheet(sheet_name) if sheet_name else None
+        if found:
+            return found
+    return book.sheet(tpl.sheet_name) or next(
+        (s for s in book.sheets if s.state == "visible" and not s.name.startswith("_")), None)
+
+
+def fiscal_year(book: Book, data: SheetData, tpl: Template, meta: dict[str, Any]) -> int | None:
+    """The year whose layout the workbook follows: _meta's, unless its defined names say otherwise.
+
+    An edited _meta year (reported as T208 later) must not shift every year column.
+    """
+    target = book.names.get("f_fiscal_year")
+    cell = split_ref(target)[1] if target else None
+    if cell is None:
+        probe = tpl.place(2000).fields.get("fiscal_year")
+        cell = probe.cell if probe else None
+    value = book.value(data.cells.get(cell)) if cell else None
+    on_sheet = int(value) if isinstance(value, float) and value.is_integer() and 1990 <= value <= 2110 else None
+    recorded = meta.get("fiscal_year") if isinstance(meta.get("fiscal_year"), int) else None
+    candidates = [fy for fy in (recorded, on_sheet) if fy is not None]
+    if len(candidates) < 2 or candidates[0] == candidates[1]:
+        return candidates[0] if candidates else None
+
+    def named(fy: int) -> int:
+        return sum(p.name in book.names for p in tpl.place(fy).fields.values())
+
+    return max(candidates, key=named)  # a tie keeps _meta's year
+
+
+def resolve_addresses(ctx: Context) -> None:
+    """Where each item really is: its defined name if it points into the main sheet."""
+    for placed in ctx.placement.items:
+        if placed.kind not in ("field", "computed"):
+            continue
+        target = ctx.book.names.get(placed.name)
+        if target:
+            sheet, cell = split_ref(target)
+            if sheet in (None, ctx.sheet_name) and cell:
+                ctx.addresses[placed.name] = cell
+                continue
+        if ctx.meta:
+            ctx.add("T219", placed, name=placed.name, cell=placed.cell)
+
+
+def read_fields(ctx: Context) -> None:
+    """Every input field read and normalised into ``ctx.readings`` and ``ctx.record``."""
+    for placed in ctx.placement.fields.values():
+        if placed.formula:
+            continue  # computed from inputs in tamper.check_formulas
+        ftype = ctx.tpl.cell_type(placed.path)
+        raw_cell = ctx.raw(placed)
+        raw = ctx.book.value(raw_cell)
+        reading = read_value(raw, ftype)
+        if raw_cell is not None and raw_cell.f is not None:
+            # A formula typed into an input: only its stored result can be read, which we
+            # never trust on its own. A readable result is a warning, none is an error.
+            if raw is None:
+                reading.problem = f"数式「={raw_cell.f}」が入力されていて、値を読み取れません"
+            else:
+                ctx.add("V303", placed, formula=raw_cell.f, value=show(raw))
+        ctx.readings[placed.path] = reading
+        if reading.problem:
+            ctx.add("V302", placed, problem=reading.problem, hint=hint(ftype))
+            continue
+        if reading.changes:
+            ctx.add("V301", placed, raw=show(raw), value="-" if reading.dash else show(reading.value, ftype),
+                    changes="、".join(reading.changes))
+        if reading.value is not None:
+            ctx.tpl.set_(ctx.record, placed.path, reading.value)
+
+
+def recompute(ctx: Context, placed: Placed) -> Any:
+    """The value of a formula cell computed from the (normalised) inputs of this workbook.
+
+    ``UNREADABLE`` when an input could not be read (V302): a value computed
+    without it would be wrong. A formula reading another formula's cell takes that
+    one's recomputed value (or its reported value, where it is kept as a constant).
+    """
+    path = placed.path
+    if path in ctx.computed:
+        return ctx.computed[path]
+    ctx.computed[path] = UNREADABLE  # a cycle reads as unreadable (lint refuses cycles)
+    constants = ctx.constants()
+    expr = ctx.tpl.bound(path, ctx.placement.fiscal_year)
+    unreadable = False
+
+    def value(ref: str) -> Any:
+        nonlocal unreadable
+        if ref.startswith("rates."):
+            return ctx.rate(ref)
+        other = ctx.placement.fields.get(ref) or ctx.placement.computed.get(ref)
+        if other is not None and other.formula:
+            if other.name in constants:
+                found = ctx.value(other)
+                return found if isinstance(found, float) else None
+            got = recompute(ctx, other)
+            if got is UNREADABLE:
+                unreadable = True
+                return None
+            return got
+        reading = ctx.readings.get(ref)
+        if reading is not None and reading.problem:
+            unreadable = True
+            return None
+        return "-" if reading is not None and reading.dash else (reading.value if reading else None)
+
+    result = expr.evaluate(fx.Env(value, ctx.tpl.tables))
+    ctx.computed[path] = UNREADABLE if unreadable else result
+    return ctx.computed[path]
+
+
+def hint(ftype: CellType) -> str:
+    if ftype.kind in ("integer", "number"):
+        lo, hi = ftype.minimum, ftype.maximum
+        what = "整数" if ftype.kind == "integer" else "数値"
+        return f"半角の{what}（{show(lo)}～{show(hi)}）で入力してください。"
+    if ftype.kind in ("enum", "yesno", "coded", "score", "mark"):
+        return "一覧から選んでください。"
+    return "入力し直してください。"
+
+
+def show(value: Any, ftype: CellType | None = None) -> str:
+    """A value as a message shows it: 1,234 / 有 / （空欄）."""
+    if value is None:
+        return "（空欄）"
+    if isinstance(value, bool):
+        if ftype is not None and ftype.kind in ("yesno", "mark"):
+            return str(ftype.to_cell(value))
+        return "有" if value else "無"
+    if isinstance(value, float):
+        return f"{int(value):,}" if value.is_integer() else repr(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

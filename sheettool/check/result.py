@@ -1,0 +1,57 @@
+"""What ``check`` returns for one file: the record read, the findings, what ``_meta`` said.
+
+This plain data class is the interface between the reader (check/), the ledger and the
+master book (collect/).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..findings import Finding
+
+# Submission status in the master book and the ledger.
+ACCEPTED = "受理"  # read, no error findings
+NEEDS_FIX = "要修正"  # read, with error findings
+UNREADABLE = "読取不可"  # could not be read as a workbook at all
+MISSING = "未提出"  # expected, nothing received
+UNEXPECTED = "対象外"  # received for a project nobody expected
+
+
+@dataclass
+class CheckResult:
+    """The outcome of reading one returned workbook.
+
+    ``record`` is None when the file could not be read; ``meta`` holds what the
+    template's ``_meta`` sheet says (template_id, template_version, fiscal_year,
+    project_no, generated_at), empty when there is none.
+    """
+
+    file: str
+    record: dict[str, Any] | None
+    findings: list[Finding] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    readable: bool = True
+    template: str | None = None  # the id of the template it was read by
+
+    @property
+    def ok(self) -> bool:
+        return self.readable and self.record is not None and not any(f.is_error for f in self.findings)
+
+    @property
+    def status(self) -> str:
+        if not self.readable or self.record is None:
+            return UNREADABLE
+        return NEEDS_FIX if any(f.is_error for f in self.findings) else ACCEPTED
+
+    def to_json(self) -> dict[str, Any]:
+        """CONTRACT §4 ``check --json`` shape."""
+        return {
+            "file": self.file,
+            "ok": self.ok,
+            "record": self.record,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+

@@ -1,0 +1,196 @@
+"""``sheettool collect``: every returned workbook under an inbox, into the ledger and a master book.
+
+Files are listed in a stable order; those whose path, size and mtime the
+ledger has seen are not read again. The rest are read once by a worker
+process, hashed and checked on the very bytes that get archived, and
+recorded by this process in the ledger (one transaction per file). A bad
+file is one finding; the batch always completes. The master book, CSV and
+JSON Lines are then written in one pass over the ledger's current submissions,
+read one record at a time (memory does not grow with the number of projects).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .. import findings
+from ..check import check_bytes
+from ..fileio import atomic_output
+from ..records import jsonl_line
+from ..spec import load
+from .ledger import (
+    Archived,
+    Ledger,
+    SubmissionInfo,
+    archive_content,
+    archive_ext,
+    relpath_for,
+    sha256_bytes,
+    workspace_for,
+)
+from .submission import ACCEPTED, NEEDS_FIX, UNEXPECTED, CheckResult, Submission
+
+SUFFIXES = (".xlsx", ".xlsm")
+PARALLEL_MIN = 16  # below this, worker start-up costs more than it saves
+
+
+@dataclass
+class CollectResult:
+    """What one run did: files seen, read anew, and the state of each project afterwards."""
+
+    seen: int = 0
+    read: int = 0
+    # The submissions without their records (SubmissionInfo: status, findings, file, …).
+    current: list[SubmissionInfo] = field(default_factory=list)
+    history: list[SubmissionInfo] = field(default_factory=list)
+    unreadable: list[SubmissionInfo] = field(default_factory=list)  # still to chase: nothing replaced them
+    expected: list[dict[str, Any]] | None = None
+    fiscal_year: int | None = None
+    outputs: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Task:
+    path: str
+    relpath: str
+    mtime_ns: int
+    workspace: str
+    template: str | None = None
+
+
+def inbox_files(inbox: Path, exclude: tuple[Path, ...] = ()) -> Iterator[Path]:
+    """Every .xlsx / .xlsm under ``inbox``, sorted; no symlinks, no Office lock files (~$…)."""
+    excluded = tuple(p.resolve() for p in exclude)
+    for root, dirs, files in os.walk(inbox, followlinks=False):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if (here / d).resolve() not in excluded)
+        for name in sorted(files):
+            path = here / name
+            if (path.suffix.lower() in SUFFIXES and not name.startswith("~$")
+                    and not path.is_symlink() and path.resolve() not in excluded):
+                yield path
+
+
+def _work(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
+    """Read once, hash, check and archive the same bytes (runs in a worker).
+
+    Only the size of archived content goes back to the main process: pickling
+    the bytes there cost more than the check's findings.
+    """
+    try:
+        data = Path(task.path).read_bytes()
+    except OSError as e:
+        data = b""
+        result = CheckResult(task.relpath, None, [findings.make("F100", file=task.relpath,
+                                                                detail=e.strerror or str(e))],
+                             readable=False)
+        return task, sha256_bytes(data), data, result
+    sha = sha256_bytes(data)
+    result = check_bytes(data, task.relpath, task.template)
+    # Archived here, in parallel, before the ledger records it (the fsyncs are most of a file's cost).
+    archive_content(Path(task.workspace), sha, archive_ext(task.relpath), data)
+    return task, sha, Archived(len(data)), result
+
+
+def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None = None,
+            expected: list[dict[str, Any]] | None = None, json_out: str | Path | None = None,
+            csv_dir: str | Path | None = None, jobs: int | None = None,
+            progress: bool | None = None, template: str | None = None) -> CollectResult:
+    """Run the whole collection; see the module docstring."""
+    from . import master as masterbook
+
+    inbox, master = Path(inbox), Path(master)
+    workspace = Path(store) if store else workspace_for(master)
+    result = CollectResult(expected=expected)
+    with Ledger.open(workspace) as ledger:
+        ledger.tidy()  # half-written archive files of a killed run
+        tasks = []
+        for path in inbox_files(inbox, exclude=(workspace, master)):
+            result.seen += 1
+            st = path.stat()
+            rel = relpath_for(inbox, path)
+            sha = ledger.known_sha(rel, st.st_size, st.st_mtime_ns)
+            if sha is not None and ledger.has_result(sha):
+                ledger.record(rel, None, sha, st.st_mtime_ns, None)
+            else:
+                tasks.append(_Task(str(path), rel, st.st_mtime_ns, str(workspace), template))
+        show = sys.stderr.isatty() if progress is None else progress
+        for done, (task, sha, data, checked) in enumerate(_run(tasks, jobs), start=1):
+            # content already known (a copy under another name) keeps its first result
+            ledger.record(task.relpath, data, sha, task.mtime_ns, checked)
+            result.read += 1
+            if show:
+                print(f"\r回収中 {done}/{len(tasks)} 件", end="", file=sys.stderr, flush=True)
+        if show and tasks:
+            print(file=sys.stderr)
+        # again: a killed run's orphaned workers may still have been writing at the start
+        ledger.tidy()
+        csv_dir = Path(csv_dir) if csv_dir else master.with_name(master.stem + "_csv")
+        expected_years = _expected_years(expected)
+        years: Counter = Counter()  # of the current records, when nothing is expected
+        # One pass over the current submissions, one record at a time, writes the master book,
+        # the CSV and the JSON Lines; one snapshot of the ledger for that pass and the history.
+        with ledger.snapshot(), ExitStack() as stack:
+            history = ledger.history_info()
+            lines = stack.enter_context(atomic_output(json_out)) if json_out else None
+            current = _records_out(ledger.iter_current(), lines, None if expected_years else years)
+            written = masterbook.write_all(master, csv_dir, current, expected, history,
+                                           lambda: _most_common(expected_years or years),
+                                           tpl=load(template) if template else None)
+    result.current, result.history, result.unreadable = written.current, history, written.unreadable
+    result.fiscal_year = written.fiscal_year
+    result.outputs = [master, *written.csv_paths, *([Path(json_out)] if json_out else [])]
+    return result
+
+
+def _records_out(current: Iterable[Submission], lines: IO[bytes] | None,
+                 years: Counter | None) -> Iterator[Submission]:
+    """``current`` as it is read: each record also goes to the JSON Lines, and its year is counted."""
+    for sub in current:
+        record = sub.result.record
+        if record:
+            if lines is not None:
+                lines.write(jsonl_line(record))
+            if years is not None:
+                years[record["fiscal_year"]] += 1
+        yield sub
+
+
+def _run(tasks: list[_Task], jobs: int | None) -> Iterator[tuple[_Task, str, bytes | Archived, CheckResult]]:
+    jobs = jobs or os.cpu_count() or 1
+    if jobs <= 1 or len(tasks) < PARALLEL_MIN:
+        yield from map(_work, tasks)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(_work, tasks, chunksize=8)
+
+
+def _expected_years(expected: list[dict[str, Any]] | None) -> Counter:
+    return Counter(r.get("fiscal_year") for r in expected or [] if isinstance(r, dict))
+
+
+def _most_common(years: Counter) -> int | None:
+    """The year of the book: the expected records' most common, else the current records'."""
+    return years.most_common(1)[0][0] if years else None
+
+
+def summary_line(result: CollectResult) -> str:
+    """The counts 提出状況 shows: files replaced later (fixed) no longer count."""
+    expected = None if result.expected is None else {str(r.get("project_no")) for r in result.expected}
+    counts = Counter(s.result.status if expected is None or str(s.project_no) in expected else UNEXPECTED
+                     for s in result.current)
+    line = (f"ファイル {result.seen}件（新たに読み取り {result.read}件）: 受理 {counts.get(ACCEPTED, 0)}件、"
+            f"要修正 {counts.get(NEEDS_FIX, 0)}件、読取不可 {len(result.unreadable)}件")
+    if expected is not None:
+        # an unreadable file that names its project (in _meta) stands for it, as in 提出状況
+        received = {str(s.project_no) for s in (*result.current, *result.unreadable) if s.project_no is not None}
+        line += f"、対象外 {counts.get(UNEXPECTED, 0)}件、未提出 {len(expected - received)}件"
+    return line + "。"

@@ -1,0 +1,905 @@
+"""The submission ledger: every received file, kept forever, in an embedded store.
+
+``collect`` records each file it reads here before it builds the master book, so
+that no submission is ever lost, re-reading an unchanged inbox is cheap, and the
+master book always shows the latest state of each department's work.
+
+Workspace
+    A folder (by default next to the master book: ``MASTER.xlsx`` →
+    ``MASTER.sheettool/``, see :func:`workspace_for`) holding ``ledger.sqlite3``
+    (SQLite, WAL mode) and ``archive/``. Each received content is archived once
+    under its SHA-256 as ``archive/ab/abcdef….xlsx`` (extension ``.xlsx``,
+    ``.xlsm`` or ``.bin`` from the first name it was seen under). Archive files
+    are written atomically (temp file, fsync, ``os.replace``) and are never
+    overwritten or deleted. Their names come only from the hash, so no file name
+    or content can make the ledger write outside its workspace.
+
+Tables (schema version 1)
+    ``meta(key, value)``
+        ``schema_version``. A store written by a newer sheettool is refused.
+    ``submissions`` — one row per distinct content (sha256)
+        size, archive extension, the first relative path, first-seen time,
+        the file's mtime at first sight, project number, whether it may become
+        current (``eligible``), status, and the check result as JSON
+        (``record_json``, ``findings_json`` with code/severity/sheet/cell/field/
+        message/params, ``meta_json``, ``readable``). Immutable once written.
+    ``sightings`` — one row per (relpath, size, mtime_ns, sha256)
+        first and last time that exact file was seen. Answers "every path this
+        content was seen under" and lets ``collect`` skip hashing a file whose
+        path, size and mtime it has seen before (:meth:`Ledger.known_sha`).
+    ``current(project_no, sha256)``
+        the submission that counts for each project; derived from
+        ``submissions`` by the rule below and kept in the same transaction.
+
+Which submission is "newer"
+    Ordered by the file's modification time *at first sight* (``mtime_ns``),
+    then by first-seen time, then by relative path (code point order). All
+    three are fixed when the content is first recorded, so a later
+    re-appearance of an old file (same bytes, even copied with a fresh mtime)
+    never makes it current again. The newest *eligible* submission of a project
+    is current; older ones stay in :meth:`Ledger.history`.
+
+    Eligible means readable with a project number in its record. A file whose
+    record has a project number is attached to that project even if it has
+    error findings (status 要修正), and it does become current when it is the
+    newest: the master book must show the latest state of the department's
+    work, errors included, rather than silently an older version. A file that
+    could not be read (status 読取不可) is kept in history (under the project
+    its ``_meta`` names, if any) but never becomes current for any project.
+
+Idempotency
+    Recording the same content again, under any path, never adds a
+    submission, never changes a stored result, the current choice or the
+    archive; it only adds a sighting (a new path/size/mtime) or moves that
+    sighting's ``last_seen``. So running ``collect`` twice on the same inbox
+    leaves :meth:`Ledger.current`, :meth:`Ledger.history` and the archive
+    exactly as they were. The first stored check result of a content is kept.
+
+Crash safety and concurrency
+    Everything one file contributes is one ``BEGIN IMMEDIATE`` transaction,
+    preceded by the archive write (content-addressed, so a leftover from a
+    crash is harmless and reused by the next run). A killed ``collect`` leaves
+    the store consistent and the next run finishes the job. All writes happen
+    in one process per ``collect``; a second concurrent ``collect`` waits on
+    the lock (busy timeout) and gets :class:`LedgerLocked`, a Japanese message,
+    if it waits too long. WAL needs a local disk: on a network share, put the
+    store on a local folder (``--store``). A kill during an archive write may
+    leave an ``archive/ab/.tmp-<pid>-*.part`` file; it is never referenced, and
+    :meth:`Ledger.tidy` (which the next ``collect`` calls) removes it once
+    process ``<pid>`` is gone (POSIX; elsewhere it may be removed by hand), so
+    a resumed run ends with the same archive as an uninterrupted one. An archive file that no longer matches its hash is renamed
+    ``….damaged-<ns>`` (kept, not deleted) and written again from the inbox.
+
+    ``current`` is keyed by project number alone: one store serves one master
+    book, i.e. one evaluation year (the checker flags files of another year).
+
+Use from ``collect`` (checks may run in worker processes; writes stay here)::
+
+    with Ledger.open(workspace_for(master)) as ledger:
+        for path in files:
+            rel, st = relpath_for(inbox, path), path.stat()
+            sha = ledger.known_sha(rel, st.st_size, st.st_mtime_ns)   # skip hashing
+            data = result = None
+            if sha is None:
+                data = path.read_bytes()
+                sha = sha256_bytes(data)
+                if not ledger.has_result(sha):                          # skip checking
+                    result = check_file(path)
+            ledger.record_file(rel, data, sha, st.st_mtime_ns, result)
+        with ledger.snapshot():                                         # one state for both reads
+            history = ledger.history_info()                             # no records: small
+            for sub in ledger.iter_current():                           # one record at a time
+                ...
+
+:meth:`Ledger.current` and :meth:`Ledger.history` return the same as lists, records included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any
+
+from ..findings import Finding
+from .submission import ACCEPTED, NEEDS_FIX, UNREADABLE, CheckResult, Submission
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Archived",
+    "Ledger",
+    "LedgerError",
+    "LedgerLocked",
+    "ResultInfo",
+    "Sighting",
+    "SubmissionInfo",
+    "archive_content",
+    "archive_ext",
+    "relpath_for",
+    "sha256_bytes",
+    "workspace_for",
+]
+
+SCHEMA_VERSION = 1
+DB_NAME = "ledger.sqlite3"
+ARCHIVE_DIR = "archive"
+DEFAULT_TIMEOUT = 30.0  # seconds a write waits for another collect on the same store
+
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+_ARCHIVE_EXTS = (".xlsx", ".xlsm")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS submissions(
+    sha256        TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+    size          INTEGER NOT NULL,
+    ext           TEXT NOT NULL CHECK (ext IN ('.xlsx', '.xlsm', '.bin')),
+    first_path    TEXT NOT NULL,
+    first_seen_ns INTEGER NOT NULL,
+    mtime_ns      INTEGER NOT NULL,
+    project_no    TEXT,
+    eligible      INTEGER NOT NULL CHECK (eligible IN (0, 1)),
+    status        TEXT NOT NULL,
+    readable      INTEGER NOT NULL,
+    record_json   TEXT,
+    findings_json TEXT NOT NULL,
+    meta_json     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS submissions_order
+    ON submissions(project_no, eligible, mtime_ns, first_seen_ns, first_path);
+CREATE TABLE IF NOT EXISTS sightings(
+    relpath       TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    mtime_ns      INTEGER NOT NULL,
+    sha256        TEXT NOT NULL REFERENCES submissions(sha256),
+    first_seen_ns INTEGER NOT NULL,
+    last_seen_ns  INTEGER NOT NULL,
+    PRIMARY KEY (relpath, size, mtime_ns, sha256)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sightings_sha ON sightings(sha256);
+CREATE TABLE IF NOT EXISTS current(
+    project_no TEXT PRIMARY KEY,
+    sha256     TEXT NOT NULL REFERENCES submissions(sha256)
+);
+"""
+
+# The newer-rule, oldest first; reversed (DESC) it picks the current one.
+_ORDER = "s.mtime_ns, s.first_seen_ns, s.first_path"
+_COLUMNS = (
+    "sha256", "size", "ext", "first_path", "first_seen_ns", "mtime_ns", "project_no",
+    "eligible", "status", "readable", "record_json", "findings_json", "meta_json",
+)
+_SELECT = (
+    "SELECT " + ", ".join("s." + c for c in _COLUMNS) + ", c.sha256 IS NOT NULL"
+    " FROM submissions s LEFT JOIN current c ON c.sha256 = s.sha256"
+)
+# What a light entry needs: no record JSON, just whether there is one and its project number.
+_INFO_SELECT = (
+    "SELECT s.sha256, s.first_path, s.first_seen_ns, s.mtime_ns, s.status, s.readable,"
+    " s.record_json IS NOT NULL, s.record_json IS NOT NULL AND s.record_json != '{}',"
+    " json_extract(s.record_json, '$.project_no'), json_type(s.record_json, '$.project_no'),"
+    " s.meta_json, s.findings_json, c.sha256 IS NOT NULL"
+    " FROM submissions s LEFT JOIN current c ON c.sha256 = s.sha256"
+)
+_NEWEST = (
+    "SELECT sha256 FROM submissions s WHERE project_no = ? AND eligible = 1"
+    " ORDER BY " + ", ".join(f"{column} DESC" for column in _ORDER.split(", ")) + " LIMIT 1"
+)
+
+
+class LedgerError(Exception):
+    """The store cannot be used; the message is Japanese and meant for users."""
+
+
+class LedgerLocked(LedgerError):
+    """Another process held the store's write lock for longer than the timeout."""
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One way a content was seen: a path with a size and a modification time."""
+
+    relpath: str
+    size: int
+    modified_at: str
+    first_seen: str
+    last_seen: str
+
+
+@dataclass(frozen=True)
+class ResultInfo:
+    """A stored check result without its record: status, findings, whether a record exists."""
+
+    file: str
+    status: str
+    findings: tuple[Finding, ...]
+    readable: bool
+    has_record: bool
+
+    @property
+    def ok(self) -> bool:
+        """As ``CheckResult.ok``: read, with a record and no error finding."""
+        return self.status == ACCEPTED
+
+
+@dataclass(frozen=True)
+class SubmissionInfo:
+    """A submission without its record (``result`` is a :class:`ResultInfo`).
+
+    The same attributes as :class:`Submission` apart from ``result.record``, so
+    lists such as 履歴 and 指摘一覧 read either. Small: a ledger's whole history
+    fits in memory this way, however large its records are.
+    """
+
+    sha256: str
+    file: str
+    received_at: str
+    modified_at: str
+    project_no: Any  # as Submission.project_no: the record's value, else _meta's as text
+    result: ResultInfo
+    current: bool = False
+
+    @classmethod
+    def of(cls, sub: Submission | SubmissionInfo) -> SubmissionInfo:
+        if isinstance(sub, SubmissionInfo):
+            return sub
+        res = sub.result
+        info = ResultInfo(res.file, res.status, tuple(res.findings), res.readable, res.record is not None)
+        return cls(sub.sha256, sub.file, sub.received_at, sub.modified_at, sub.project_no, info, sub.current)
+
+
+# --- small helpers -----------------------------------------------------------------
+
+
+def workspace_for(master: str | Path) -> Path:
+    """The default workspace of a master book: ``MASTER.xlsx`` → ``MASTER.sheettool``."""
+    master = Path(master)
+    return master.with_name(master.stem + ".sheettool")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def relpath_for(inbox: str | Path, path: str | Path) -> str:
+    """``path`` relative to ``inbox`` with ``/`` separators, as the ledger stores it.
+
+    Names are kept exactly as the file system gives them (no Unicode
+    normalisation): two files whose names differ only as NFC/NFD are two files.
+    """
+    rel = Path(path).relative_to(Path(inbox))
+    return _text(rel.as_posix())
+
+
+def _text(name: str) -> str:
+    # Undecodable bytes in a POSIX file name arrive as lone surrogates, which
+    # SQLite cannot store; keep them visible as \\xNN instead.
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _check_relpath(relpath: str) -> str:
+    if not isinstance(relpath, str) or not relpath or "\x00" in relpath:
+        raise ValueError(f"relpath must be a non-empty string without NUL: {relpath!r}")
+    relpath = _text(relpath)
+    pure = PurePosixPath(relpath)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise ValueError(f"relpath must be relative to the inbox: {relpath!r}")
+    return relpath
+
+
+def _check_sha(sha256: str) -> str:
+    if not isinstance(sha256, str) or not _SHA_RE.fullmatch(sha256):
+        raise ValueError(f"not a lowercase hex SHA-256: {sha256!r}")
+    return sha256
+
+
+def archive_ext(relpath: str) -> str:
+    suffix = PurePosixPath(relpath).suffix.lower()
+    return suffix if suffix in _ARCHIVE_EXTS else ".bin"
+
+
+def _iso(ns: int) -> str:
+    """ISO 8601 in local time with offset, microsecond precision."""
+    moment = _EPOCH + timedelta(microseconds=ns // 1000)
+    try:
+        return moment.astimezone().isoformat()
+    except (OverflowError, OSError, ValueError):  # far outside the local tz tables
+        return moment.isoformat()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
+
+
+def _project_no(result: CheckResult) -> str | None:
+    # Same rule as Submission.project_no: the record's number, else _meta's.
+    raw = result.record.get("project_no") if result.record else result.meta.get("project_no")
+    text = str(raw).strip() if raw is not None else ""
+    return text or None
+
+
+def _eligible(result: CheckResult) -> bool:
+    return result.status != UNREADABLE and bool(result.record) and _project_no(result) is not None
+
+
+def _json_value(value: Any, json_type: str | None) -> Any:
+    """What json.loads gives for a value SQLite's json_extract returned (true/false come as 1/0)."""
+    if json_type == "true":
+        return True
+    if json_type == "false":
+        return False
+    if json_type in ("object", "array"):
+        return json.loads(value)
+    return value
+
+
+def _findings_to_json(findings: list[Finding]) -> str:
+    return _dumps([{**f.to_json(), "params": f.params} for f in findings])
+
+
+def _findings_from_json(text: str) -> list[Finding]:
+    return [
+        Finding(code=d["code"], severity=d["severity"], message=d["message"],
+                sheet=d.get("sheet"), cell=d.get("cell"), field=d.get("field"),
+                params=d.get("params") or {})
+        for d in json.loads(text)
+    ]
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename durable on POSIX; directories cannot be opened on Windows.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _fsync_dir(path.parent.parent)  # the new archive/ab/ entry itself
+    # The writer's pid in the name lets a later open tell a crash's leftover from a live write.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+_PART_RE = re.compile(r"\.tmp-(\d+)-.*\.part")
+
+
+def _remove_stale_parts(archive: Path) -> list[Path]:
+    """Delete archive temp files whose writing process no longer exists (a kill's leftovers).
+
+    POSIX only: there ``kill(pid, 0)`` merely asks whether the process exists.
+    A part of a live process (another collect on this store) is left alone.
+    """
+    removed: list[Path] = []
+    if os.name != "posix":
+        return removed
+    for part in archive.glob("*/.tmp-*.part"):
+        match = _PART_RE.fullmatch(part.name)
+        if match is None:
+            continue  # not ours (or from an older version): leave it for a person to judge
+        pid = int(match.group(1))
+        if pid == os.getpid():
+            continue
+        if _process_is_gone(pid):
+            part.unlink(missing_ok=True)
+            removed.append(part)
+    return removed
+
+
+def _process_is_gone(pid: int) -> bool:
+    """True when no live process has ``pid``; a zombie counts as gone.
+
+    A killed worker can stay a zombie for a long time (in a container, PID 1
+    may never reap it), and ``kill(pid, 0)`` still succeeds on a zombie.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):
+        return False  # alive under another user, or not a pid we can ask about
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # the state letter follows the parenthesised command name, which may itself hold ")"
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+# --- the ledger --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Archived:
+    """Content already stored by :func:`archive_content` (in a worker): only its size travels back."""
+
+    size: int
+
+
+def archive_path_for(workspace: Path, sha256: str, ext: str) -> Path:
+    """``archive/ab/<sha><ext>``: the name comes only from the (validated) hash, so
+    nothing a sender controls can steer a write outside the workspace."""
+    return Path(workspace) / ARCHIVE_DIR / sha256[:2] / (_check_sha(sha256) + ext)
+
+
+def archive_content(workspace: Path, sha256: str, ext: str, data: bytes, *, trust_existing: bool = False) -> None:
+    """Make sure the archive holds ``data`` under its hash, durably; never overwrite good content.
+
+    Safe to call from a worker process before the ledger records the file: the
+    write is atomic and content-addressed, so a copy written twice is the same.
+    """
+    path = archive_path_for(workspace, sha256, ext)
+    try:
+        if path.exists():
+            # A recorded content's file was verified when written; a size check
+            # is enough. A leftover from a crash gets the full hash check.
+            if trust_existing and path.stat().st_size == len(data):
+                return
+            if _file_sha256(path) == sha256:
+                return
+            # Damaged copy: set it aside (never delete), then write a good one.
+            os.replace(path, path.with_name(f"{path.name}.damaged-{time.time_ns()}"))
+        _atomic_write(path, data)
+    except OSError as exc:
+        raise LedgerError(
+            f"受領ファイルを台帳フォルダに保管できません（{path}: {exc.strerror or exc}）。"
+            "空き容量と書き込み権限を確認してください。"
+        ) from exc
+
+
+class Ledger:
+    """An open store. Use from one thread of one process; see the module docstring."""
+
+    def __init__(self, workspace: Path, conn: sqlite3.Connection, timeout: float) -> None:
+        self.workspace = workspace
+        self.db_path = workspace / DB_NAME
+        self._conn = conn
+        self._timeout = timeout
+
+    # -- opening and closing
+
+    @classmethod
+    def open(cls, workspace: str | Path, *, timeout: float = DEFAULT_TIMEOUT) -> Ledger:
+        """Open (creating if needed) the store in folder ``workspace``."""
+        workspace = Path(workspace)
+        try:
+            (workspace / ARCHIVE_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(
+                f"台帳フォルダ（{workspace}）を作成できません（{exc.strerror or exc}）。"
+                "書き込みできる場所を --store で指定してください。"
+            ) from exc
+        try:
+            conn = sqlite3.connect(workspace / DB_NAME, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"台帳ファイル（{workspace / DB_NAME}）を開けません（{exc}）。") from exc
+        ledger = cls(workspace, conn, timeout)
+        try:
+            with ledger._errors():
+                ledger._prepare()
+        except BaseException:
+            conn.close()
+            raise
+        return ledger
+
+    def _prepare(self) -> None:
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        # WAL: readers never block the writer, commits are atomic after a kill.
+        # NORMAL sync: a power cut may lose the last commits, never consistency;
+        # the inbox still holds those files and the next run records them again.
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        version = self._schema_version()
+        if version is None:
+            with self._transaction() as conn:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            version = self._schema_version()
+        if version is None:
+            raise LedgerError(
+                f"台帳（{self.db_path}）の形式（schema_version）を確認できません。"
+                "別の台帳フォルダを --store で指定してください。"
+            )
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"台帳（{self.db_path}）は新しい版の sheettool（台帳形式 {version}）で"
+                f"作成されているため、この版（台帳形式 {SCHEMA_VERSION}）では開けません。"
+                "sheettool を更新するか、別の台帳フォルダを --store で指定してください。"
+            )
+
+    def _schema_version(self) -> int | None:
+        has_meta = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            return None
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        try:
+            return int(row[0]) if row else None
+        except ValueError:
+            return None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def tidy(self) -> list[Path]:
+        """Remove the archive temp files of killed writers; return what was removed.
+
+        Only files named by a process that no longer exists (POSIX); a live
+        collect's half-written file is left alone, and so is anything else.
+        """
+        with suppress(OSError):  # tidying only: a leftover is never referenced
+            return _remove_stale_parts(self.workspace / ARCHIVE_DIR)
+        return []
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- errors and transactions
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn SQLite errors into Japanese ``LedgerError``s."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if "locked" in text or "busy" in text:
+                raise LedgerLocked(
+                    f"台帳（{self.db_path}）は他の処理（別の collect など）が使用中のため、"
+                    f"{self._timeout:g} 秒待っても書き込めませんでした。"
+                    "その処理が終わってから、もう一度実行してください。"
+                ) from exc
+            raise LedgerError(f"台帳（{self.db_path}）を読み書きできません（{exc}）。") from exc
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(
+                f"台帳（{self.db_path}）が壊れているか、台帳ファイルではありません（{exc}）。"
+                "別の台帳フォルダを --store で指定してください。"
+            ) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front, so two collects serialise
+        # here (waiting up to the busy timeout) instead of failing mid-way.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    # -- lookups that let collect skip work
+
+    def known_sha(self, relpath: str, size: int, mtime_ns: int) -> str | None:
+        """The content hash of a file seen before with this path, size and mtime.
+
+        None when never seen, or when that triple was seen with two different
+        contents (mtime tampering): then the caller must hash the file.
+        """
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT DISTINCT sha256 FROM sightings WHERE relpath = ? AND size = ? AND mtime_ns = ?",
+                (_check_relpath(relpath), size, mtime_ns),
+            ).fetchall()
+        return rows[0][0] if len(rows) == 1 else None
+
+    def has_result(self, sha256: str) -> bool:
+        """True when this content is recorded with its check result (no need to check again)."""
+        with self._errors():
+            row = self._conn.execute(
+                "SELECT 1 FROM submissions WHERE sha256 = ?", (_check_sha(sha256),)
+            ).fetchone()
+        return row is not None
+
+    # -- recording
+
+    def record_file(self, relpath: str, data: bytes | Archived | None, sha256: str, mtime_ns: int,
+                    result: CheckResult | None) -> Submission:
+        """Record one sighting of a file (see :meth:`record`); return its submission as stored."""
+        self.record(relpath, data, sha256, mtime_ns, result)
+        with self._errors():
+            row = self._conn.execute(_SELECT + " WHERE s.sha256 = ?", (_check_sha(sha256),)).fetchone()
+        return self._submission(row)
+
+    def record(self, relpath: str, data: bytes | Archived | None, sha256: str, mtime_ns: int,
+               result: CheckResult | None) -> None:
+        """Record one sighting of a file.
+
+        ``data`` may be None and ``result`` may be None only for content the
+        ledger already has (``has_result``); ``Archived`` stands for content a
+        worker has already stored with :func:`archive_content`. A result for
+        known content is ignored: the first stored result is kept. Archive
+        first, then all rows in one transaction.
+        """
+        relpath = _check_relpath(relpath)
+        sha256 = _check_sha(sha256)
+        if type(data) is bytes and sha256_bytes(data) != sha256:
+            raise ValueError(f"sha256 does not match the data of {relpath!r}")
+        with self._errors():
+            known = self._row(sha256)
+            if known is None and (data is None or result is None):
+                raise ValueError(f"new content {sha256} needs both data and result ({relpath!r})")
+            ext = known["ext"] if known else archive_ext(relpath)
+            if type(data) is Archived:
+                path = self._archive_file(sha256, ext)
+                if not path.is_file() or path.stat().st_size != data.size:
+                    raise ValueError(f"{sha256} is not in the archive as claimed ({relpath!r})")
+            elif data is not None:
+                self._archive(sha256, ext, data, trust_existing=known is not None)
+            size = known["size"] if data is None else len(data) if type(data) is bytes else data.size
+            now = time.time_ns()
+            with self._transaction() as conn:
+                # Re-read inside the lock: another collect may have added it meanwhile.
+                if self._row(sha256) is None:
+                    assert result is not None and data is not None
+                    self._insert(conn, relpath, size, sha256, mtime_ns, result, now)
+                conn.execute(
+                    "INSERT INTO sightings(relpath, size, mtime_ns, sha256, first_seen_ns, last_seen_ns)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(relpath, size, mtime_ns, sha256)"
+                    " DO UPDATE SET last_seen_ns = excluded.last_seen_ns",
+                    (relpath, size, mtime_ns, sha256, now, now),
+                )
+
+    def _insert(self, conn: sqlite3.Connection, relpath: str, size: int, sha256: str,
+                mtime_ns: int, result: CheckResult, now: int) -> None:
+        project = _project_no(result)
+        conn.execute(
+            "INSERT INTO submissions(sha256, size, ext, first_path, first_seen_ns, mtime_ns,"
+            " project_no, eligible, status, readable, record_json, findings_json, meta_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sha256, size, archive_ext(relpath), relpath, now, mtime_ns, project,
+             int(_eligible(result)), result.status, int(result.readable),
+             None if result.record is None else _dumps(result.record),
+             _findings_to_json(result.findings), _dumps(result.meta)),
+        )
+        if _eligible(result):
+            self._recompute_current(conn, project)
+
+    @staticmethod
+    def _recompute_current(conn: sqlite3.Connection, project_no: str | None) -> None:
+        newest = conn.execute(_NEWEST, (project_no,)).fetchone()
+        if newest is None:
+            conn.execute("DELETE FROM current WHERE project_no = ?", (project_no,))
+        else:
+            conn.execute(
+                "INSERT INTO current(project_no, sha256) VALUES (?, ?)"
+                " ON CONFLICT(project_no) DO UPDATE SET sha256 = excluded.sha256",
+                (project_no, newest[0]),
+            )
+
+    def _archive(self, sha256: str, ext: str, data: bytes, *, trust_existing: bool) -> None:
+        archive_content(self.workspace, sha256, ext, data, trust_existing=trust_existing)
+
+    # -- reading
+
+    def archive_path(self, sha256: str) -> Path:
+        """Where the archived copy of this content is (it exists once recorded)."""
+        row = self._row(_check_sha(sha256))
+        return self._archive_file(sha256, row["ext"] if row else ".xlsx")
+
+    def _archive_file(self, sha256: str, ext: str) -> Path:
+        return archive_path_for(self.workspace, sha256, ext)
+
+    def _row(self, sha256: str) -> sqlite3.Row | None:
+        cur = self._conn.execute("SELECT * FROM submissions WHERE sha256 = ?", (sha256,))
+        cur.row_factory = sqlite3.Row
+        return cur.fetchone()
+
+    def _query(self, where: str = "", params: tuple[Any, ...] = ()) -> list[Submission]:
+        with self._errors():
+            rows = self._conn.execute(f"{_SELECT} {where} ORDER BY {_ORDER}", params).fetchall()
+        return [self._submission(r) for r in rows]
+
+    def get(self, sha256: str) -> Submission | None:
+        rows = self._query("WHERE s.sha256 = ?", (_check_sha(sha256),))
+        return rows[0] if rows else None
+
+    def current(self) -> list[Submission]:
+        """The current submission of every project, by project number."""
+        return list(self.iter_current())
+
+    def history(self, project_no: str | None = None) -> list[Submission]:
+        """Every submission (of one project, if given), oldest first by the newer-rule."""
+        if project_no is None:
+            return self._query()
+        return self._query("WHERE s.project_no = ?", (str(project_no).strip(),))
+
+    def iter_current(self) -> Iterator[Submission]:
+        """The current submissions as :meth:`current` lists them, read one at a time.
+
+        Each record is parsed when its row is reached, so memory does not grow
+        with the number of projects. Do not record files while iterating; use
+        :meth:`snapshot` to read this and :meth:`history_info` as one state.
+        """
+        with self._errors():
+            cursor = self._conn.execute(f"{_SELECT} WHERE c.sha256 IS NOT NULL ORDER BY c.project_no, {_ORDER}")
+            for row in cursor:
+                yield self._submission(row)
+
+    def history_info(self, project_no: str | None = None) -> list[SubmissionInfo]:
+        """:meth:`history` without the records (:class:`SubmissionInfo`), oldest first.
+
+        The record JSON is not parsed (SQLite reads the project number out of
+        it), so this stays small for any number of submissions.
+        """
+        where, params = ("", ()) if project_no is None else ("WHERE s.project_no = ?", (str(project_no).strip(),))
+        with self._errors():
+            try:
+                rows = self._conn.execute(f"{_INFO_SELECT} {where} ORDER BY {_ORDER}", params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such function" not in str(exc):
+                    raise
+                # An SQLite without its JSON functions: parse each record, keep none.
+                cursor = self._conn.execute(f"{_SELECT} {where} ORDER BY {_ORDER}", params)
+                return [SubmissionInfo.of(self._submission(row)) for row in cursor]
+        return [self._info(r) for r in rows]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Ledger]:
+        """Reads inside see one state of the store, even while another collect records files.
+
+        A read transaction (WAL: it never blocks a writer); recording inside it is an error.
+        """
+        with self._errors():
+            self._conn.execute("BEGIN DEFERRED")
+        try:
+            yield self
+        finally:
+            if self._conn.in_transaction:
+                with self._errors():
+                    self._conn.execute("COMMIT")
+
+    def unreadable(self) -> list[Submission]:
+        """Submissions with status 読取不可 (never current)."""
+        return self._query("WHERE s.status = ?", (UNREADABLE,))
+
+    def unattached(self) -> list[Submission]:
+        """Submissions that can never be current: unreadable, or no project number."""
+        return self._query("WHERE s.eligible = 0")
+
+    def sightings(self, sha256: str) -> list[Sighting]:
+        """Every path/size/mtime under which this content was seen, first seen first."""
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT relpath, size, mtime_ns, first_seen_ns, last_seen_ns FROM sightings"
+                " WHERE sha256 = ? ORDER BY first_seen_ns, relpath", (_check_sha(sha256),),
+            ).fetchall()
+        return [Sighting(r[0], r[1], _iso(r[2]), _iso(r[3]), _iso(r[4])) for r in rows]
+
+    def _submission(self, row: tuple[Any, ...]) -> Submission:
+        cols = dict(zip((*_COLUMNS, "is_current"), row, strict=True))
+        result = CheckResult(
+            file=cols["first_path"],
+            record=None if cols["record_json"] is None else json.loads(cols["record_json"]),
+            findings=_findings_from_json(cols["findings_json"]),
+            meta=json.loads(cols["meta_json"]),
+            readable=bool(cols["readable"]),
+        )
+        return Submission(
+            sha256=cols["sha256"],
+            file=cols["first_path"],
+            received_at=_iso(cols["first_seen_ns"]),
+            modified_at=_iso(cols["mtime_ns"]),
+            result=result,
+            current=bool(cols["is_current"]),
+        )
+
+    @staticmethod
+    def _info(row: tuple[Any, ...]) -> SubmissionInfo:
+        (sha256, path, first_seen_ns, mtime_ns, status, readable, has_record, truthy,
+         record_no, record_no_type, meta_json, findings_json, is_current) = row
+        if truthy:  # Submission.project_no: the record's value when there is a (non-empty) record
+            project_no = _json_value(record_no, record_no_type)
+        else:
+            meta_no = json.loads(meta_json).get("project_no")
+            project_no = str(meta_no) if meta_no is not None else None
+        result = ResultInfo(path, status, tuple(_findings_from_json(findings_json)), bool(readable),
+                            bool(has_record))
+        return SubmissionInfo(sha256, path, _iso(first_seen_ns), _iso(mtime_ns), project_no, result,
+                              bool(is_current))
+
+    # -- overview and self-check
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for the collect summary and diagnostics."""
+        with self._errors():
+            one = self._conn.execute
+            by_status = dict(one("SELECT status, count(*) FROM submissions GROUP BY status").fetchall())
+            return {
+                "schema_version": SCHEMA_VERSION,
+                "journal_mode": one("PRAGMA journal_mode").fetchone()[0],
+                "submissions": one("SELECT count(*) FROM submissions").fetchone()[0],
+                "current": one("SELECT count(*) FROM current").fetchone()[0],
+                "needs_fix": by_status.get(NEEDS_FIX, 0),
+                "unreadable": by_status.get(UNREADABLE, 0),
+                "sightings": one("SELECT count(*) FROM sightings").fetchone()[0],
+                "archive_bytes": one("SELECT coalesce(sum(size), 0) FROM submissions").fetchone()[0],
+            }
+
+    def verify(self) -> list[str]:
+        """Problems found in the store (empty when sound), in Japanese.
+
+        Checks SQLite integrity, foreign keys, that every archived file exists
+        and hashes to its name, and that ``current`` follows the newer-rule.
+        """
+        problems: list[str] = []
+        with self._errors():
+            one = self._conn.execute
+            integrity = [r[0] for r in one("PRAGMA integrity_check").fetchall()]
+            if integrity != ["ok"]:
+                problems.append("SQLite の整合性検査で異常: " + "; ".join(integrity))
+            if one("PRAGMA foreign_key_check").fetchall():
+                problems.append("参照先のない行があります（foreign_key_check）。")
+            for sha, ext in one("SELECT sha256, ext FROM submissions").fetchall():
+                path = self._archive_file(sha, ext)
+                if _file_sha256(path) != sha:
+                    problems.append(f"保管ファイルがないか内容が一致しません: {path}")
+            stored = dict(one("SELECT project_no, sha256 FROM current").fetchall())
+            projects = [r[0] for r in one(
+                "SELECT DISTINCT project_no FROM submissions WHERE eligible = 1").fetchall()]
+            expected = {p: one(_NEWEST, (p,)).fetchone()[0] for p in projects}
+            if stored != expected:
+                problems.append("current 表が規則（最新の提出）と一致しません。")
+        return problems
+

@@ -1,0 +1,166 @@
+"""``sheettool generate``: one prefilled template per record.
+
+Each record names its template (``"template"``; none: the default, CONTRACT §5) unless
+``template`` overrides it. It is checked against that template's schema, planned
+(plan.py) and drawn: by the stamping renderer (xlsx/stamp.py) unless
+``SHEETTOOL_RENDERER=xlsxwriter`` asks for the reference one (xlsx/render.py). A bad
+record becomes findings; the others are still written. Large batches use every core.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .. import findings
+from ..fileio import atomic_write_bytes, safe_component
+from ..findings import Finding
+from ..records import Item
+from ..spec import DEFAULT_TEMPLATE, Template, TemplateError, load
+from ..spec.rates import Rates
+from ..xlsx.render import render
+from ..xlsx.stamp import render_fast
+from .plan import RecordProblem, plan_sheet, record_label
+
+PARALLEL_MIN = 40  # below this, starting worker processes costs more than it saves
+# Both draw the same workbook; "xlsxwriter" is the reference, "stamp" ~10x faster.
+RENDERERS = {"stamp": render_fast, "xlsxwriter": render}
+DEFAULT_RENDERER = "stamp"
+RENDERER_ENV = "SHEETTOOL_RENDERER"
+
+
+@dataclass
+class GenerateResult:
+    written: list[Path] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    failed: int = 0
+
+
+def output_path(out_dir: Path, record: dict[str, Any]) -> Path:
+    """DIR/<department>/<division>/<project_no>_<project_name>.xlsx, each part made path-safe.
+
+    A template whose records have no 部 (``department`` null) leaves that level out.
+    """
+    name = f"{safe_component(record['project_no'], 20)}_{safe_component(record['project_name'])}.xlsx"
+    folder = out_dir
+    if record.get("department"):
+        folder = folder / safe_component(record["department"])
+    return folder / safe_component(record["division"]) / name
+
+
+def renderer_name(name: str | None = None) -> str:
+    """``name``, else $SHEETTOOL_RENDERER, else the default; one of RENDERERS."""
+    name = name or os.environ.get(RENDERER_ENV) or DEFAULT_RENDERER
+    if name not in RENDERERS:
+        raise ValueError(f"unknown renderer {name!r} (${RENDERER_ENV}); use one of {sorted(RENDERERS)}")
+    return name
+
+
+def build(record: dict[str, Any], tpl: Template, rates: Rates, label: str,
+          password: str | None = None, generated_at: datetime | None = None,
+          renderer: str | None = None) -> tuple[bytes | None, list[Finding]]:
+    """The workbook bytes for one schema-valid record, or None with error findings."""
+    try:
+        plan = plan_sheet(record, tpl, rates, label)
+    except RecordProblem as e:
+        return None, e.findings
+    buf = io.BytesIO()
+    RENDERERS[renderer_name(renderer)](plan, tpl, buf, password=password, generated_at=generated_at)
+    return buf.getvalue(), plan.warnings
+
+
+def template_of(record: dict[str, Any], override: str | Path | None = None) -> Template:
+    """The template a record is for: ``override``, else the one it names, else the default."""
+    name = override or record.get("template") or DEFAULT_TEMPLATE
+    return load(name if isinstance(name, str | Path) else str(name))
+
+
+def rates_for(tpl: Template, rates_file: str | Path | None) -> Rates:
+    """The template's bundled rates, with the years of ``rates_file`` laid over them."""
+    bundled = Rates.bundled(tpl)
+    return bundled.merged(Rates.load(rates_file, tpl)) if rates_file else bundled
+
+
+def generate(items: Iterable[Item], out_dir: str | Path, *, template: str | Path | None = None,
+             rates: str | Path | None = None, password: str | None = None, jobs: int | None = None,
+             renderer: str | None = None) -> GenerateResult:
+    """Write one template per item under ``out_dir``.
+
+    ``template`` overrides the template each record names; ``rates`` is a rates file laid
+    over each template's bundled rates; ``renderer`` names one of RENDERERS. Raises
+    TemplateError or RatesError when a template or the rates file cannot be used at all.
+    """
+    renderer = renderer_name(renderer)
+    out_dir = Path(out_dir)
+    result = GenerateResult()
+    seen: dict[Path, str] = {}
+    tasks: list[tuple[int, str, dict[str, Any], str, Path]] = []
+    templates: dict[str, tuple[Template, Rates]] = {}
+    for index, item in enumerate(items, start=1):
+        label = record_label(item.data, index) if isinstance(item.data, dict) else f"{item.where}"
+        if item.error or not isinstance(item.data, dict):
+            result.failed += 1
+            problem = item.error or "は記録（JSONオブジェクト）ではありません。"
+            result.findings.append(findings.make("G601", record=label, field_label="記録", problem=problem))
+            continue
+        record = item.data
+        try:
+            tpl = template_of(record, template)
+        except TemplateError as e:
+            if template is not None:
+                raise
+            result.failed += 1
+            result.findings.append(findings.make("G601", record=label, field_label="様式", field="template",
+                                                 problem=f": {e}"))
+            continue
+        if str(tpl.directory) not in templates:
+            templates[str(tpl.directory)] = (tpl, rates_for(tpl, rates))
+        problems = tpl.validator.problems(record)
+        if problems:
+            result.failed += 1
+            result.findings.extend(findings.make("G601", record=label, field=p.path or None,
+                                                 field_label=p.label, problem=p.problem) for p in problems)
+            continue
+        path = output_path(out_dir, record)
+        if path in seen:
+            result.failed += 1
+            result.findings.append(findings.make("G606", record=label, other=seen[path], file=str(path)))
+            continue
+        seen[path] = label
+        tasks.append((index, str(tpl.directory), record, label, path))
+    generated_at = datetime.now().astimezone()
+    rates_by = {key: r for key, (_, r) in templates.items()}
+    jobs = jobs or os.cpu_count() or 1
+    if jobs > 1 and len(tasks) >= PARALLEL_MIN:
+        chunks = [tasks[i::jobs] for i in range(jobs)]
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            outcomes = pool.map(_work, [(rates_by, password, generated_at, renderer, c) for c in chunks])
+            merged = sorted((o for part in outcomes for o in part), key=lambda o: o[0])
+    else:
+        merged = _work((rates_by, password, generated_at, renderer, tasks))
+    for _, path, ok, found in merged:
+        result.findings.extend(found)
+        if ok:
+            result.written.append(path)
+        else:
+            result.failed += 1
+    return result
+
+
+def _work(args: tuple) -> list[tuple[int, Path, bool, list[Finding]]]:
+    """Build and write a chunk of records (runs in a worker process for large batches)."""
+    rates_by, password, generated_at, renderer, tasks = args
+    out = []
+    for index, directory, record, label, path in tasks:
+        tpl = load(directory)
+        data, found = build(record, tpl, rates_by[directory], label, password, generated_at, renderer)
+        if data is not None:
+            atomic_write_bytes(path, data)
+        out.append((index, path, data is not None, found))
+    return out
