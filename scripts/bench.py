@@ -34,14 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sheettool import layout as layout_mod  # noqa: E402
-from sheettool import recordpath  # noqa: E402
+from sheettool import spec  # noqa: E402
 from sheettool.check import check_file  # noqa: E402
-from sheettool.fieldtypes import field_type  # noqa: E402
 from sheettool.generate import generate, output_path  # noqa: E402
-from sheettool.rates import Rates  # noqa: E402
+from sheettool.generate.plan import plan_sheet  # noqa: E402
 from sheettool.records import Item  # noqa: E402
-from sheettool.sheetplan import plan_sheet  # noqa: E402
+from sheettool.spec.rates import Rates  # noqa: E402
 
 DEPARTMENTS = {
     "政策イノベーション部": ["情報政策課", "企画経営課", "科学技術戦略課", "広報戦略課"],
@@ -184,7 +182,7 @@ def fill_openpyxl(templates: list[Path], fulls: list[dict], inbox: Path) -> floa
     """Type this year's values into each template's input cells, as a department would."""
     import openpyxl
 
-    lay = layout_mod.load()
+    lay = spec.load()
     start = time.perf_counter()
     for path, full in zip(templates, fulls, strict=True):
         placement = lay.place(full["fiscal_year"])
@@ -196,7 +194,7 @@ def fill_openpyxl(templates: list[Path], fulls: list[dict], inbox: Path) -> floa
             cell = ws[placed.cell]
             if cell.protection.locked:
                 continue
-            value = field_type(field_path, placed.format).to_cell(recordpath.get(full, field_path))
+            value = lay.cell_type(field_path).to_cell(lay.get(full, field_path))
             if value is not None:
                 cell.value = value
                 if isinstance(value, str):
@@ -235,8 +233,8 @@ def main() -> None:
     print(f"sheettool benchmark: N={n:,}, {cores} cores, Python {sys.version.split()[0]}, work={work}")
     fulls = synthetic_records(n)
     templates = [template_record(r) for r in fulls]
-    lay = layout_mod.load()
-    rates = Rates.load(lay.default_rates_path)
+    lay = spec.load()
+    rates = Rates.bundled(lay)
 
     plans = [plan_sheet(r, lay, rates) for r in templates]
     (work / "baseline_a").mkdir()

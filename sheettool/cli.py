@@ -215,11 +215,43 @@ def cmd_import_text(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_template(args: argparse.Namespace) -> int:
+    from . import resources
+    from .spec import TemplateError, available, load_unchecked
+    from .spec.lint import bundled_schema_files, lint, write_generated
+
+    names = [args.dir] if args.dir else available()
+    failed = False
+    for name in names:
+        try:
+            tpl = load_unchecked(name)
+        except TemplateError as e:
+            print(f"エラー: {e}", file=sys.stderr)
+            failed = True
+            continue
+        if args.action == "schema":
+            changed = write_generated(tpl)
+            print(f"{tpl.directory}: " + (f"{', '.join(changed)} を作り直しました。" if changed else "変更はありません。"))
+            continue
+        problems = lint(tpl)
+        for problem in problems:
+            print(f"エラー: {tpl.directory}/{problem}", file=sys.stderr)
+        print(f"{tpl.directory}: " + (f"問題 {len(problems)}件。" if problems else "問題はありません。"))
+        failed = failed or bool(problems)
+    if args.action == "schema" and not args.dir:
+        for name, text in bundled_schema_files().items():
+            path = resources.schemas_dir() / name
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                path.write_text(text, encoding="utf-8")
+                print(f"{path} を作り直しました。")
+    return EXIT_UNREADABLE if failed else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sheettool", description="事務事業マネジメントシートの作成・回収・検証・翌年度繰越")
     parser.add_argument("--version", action="version", version=f"sheettool {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                metavar="{generate,check,collect,rollforward,import-text}")
+                                metavar="{generate,check,collect,rollforward,import-text,template}")
 
     g = sub.add_parser("generate", help="記録から入力用テンプレート（.xlsx）を作成する")
     g.add_argument("records", help="記録（JSON配列、JSON Lines、またはマスターブック）")
@@ -259,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--template", help="テンプレート名またはフォルダ。既定: 各記録の template（無ければ tsukuba）")
     r.add_argument("--jobs", type=int, default=None, help="並列数（既定: CPU数）")
     r.set_defaults(func=cmd_rollforward)
+
+    tp = sub.add_parser("template", help="様式（テンプレート）の定義を検査する・生成するスキーマを作り直す")
+    tp.add_argument("action", choices=["lint", "schema"],
+                    help="lint: 定義の誤りを日本語で示す / schema: 記録のスキーマを作り直す")
+    tp.add_argument("dir", nargs="?", help="テンプレートのフォルダ（省略時は同梱のすべて）")
+    tp.set_defaults(func=cmd_template)
 
     t = sub.add_parser("import-text", help="公表シートのテキストから記録を作る")
     t.add_argument("file", help="公表シートのテキスト（UTF-8）")

@@ -23,14 +23,12 @@ from typing import Any
 import openpyxl
 from calc.client import Calc
 
-from sheettool import layout as layout_mod
-from sheettool import recordpath
+from sheettool import spec
 from sheettool.check import check_file
 from sheettool.cli import main
-from sheettool.fieldtypes import field_type
 from sheettool.generate import output_path
 
-LAYOUT = layout_mod.load()
+LAYOUT = spec.load()
 SHEET = LAYOUT.sheet_name
 JUDGEMENT = ("results", "evaluation", "direction", "direction_reason")
 # A fixed moment for file modification times: the inbox order must not depend on the clock.
@@ -81,7 +79,7 @@ def as_typed(value: Any) -> str:
     return value if isinstance(value, str) else (repr(value) if isinstance(value, float) else str(value))
 
 
-def input_cells(template: Path, lay: layout_mod.Layout = LAYOUT) -> list[layout_mod.Placed]:
+def input_cells(template: Path, lay: spec.Template = LAYOUT) -> list[spec.Placed]:
     """The cells a department can type into (inputs not locked as history, per the template's _meta)."""
     result = check_file(template)
     locked = result.meta["locked_values"]
@@ -89,20 +87,20 @@ def input_cells(template: Path, lay: layout_mod.Layout = LAYOUT) -> list[layout_
     return [p for p in place.fields.values() if p.role == "input" and not p.formula and p.name not in locked]
 
 
-def typing_for(template: Path, record: dict, lay: layout_mod.Layout = LAYOUT) -> dict[str, str | None]:
+def typing_for(template: Path, record: dict, lay: spec.Template = LAYOUT) -> dict[str, str | None]:
     """What to type so the template holds ``record``: every input cell whose value differs."""
     before = check_file(template).record
     typed: dict[str, str | None] = {}
     for placed in input_cells(template, lay):
-        ftype = field_type(placed.path, placed.format)
-        want = ftype.to_cell(recordpath.get(record, placed.path))
-        if want == ftype.to_cell(recordpath.get(before, placed.path)):
+        ftype = lay.cell_type(placed.path)
+        want = ftype.to_cell(lay.get(record, placed.path))
+        if want == ftype.to_cell(lay.get(before, placed.path)):
             continue
         typed[placed.name] = None if want is None else as_typed(want)
     return typed
 
 
-def fill(calc: Calc, template: Path, record: dict, out: Path, *, lay: layout_mod.Layout = LAYOUT,
+def fill(calc: Calc, template: Path, record: dict, out: Path, *, lay: spec.Template = LAYOUT,
          typed: Mapping[str, str | None] | None = None, as_text: Mapping[str, str] | None = None,
          mtime: float | None = None) -> Path:
     """Open ``template`` in LibreOffice, type ``record``'s values (then ``typed``), save as ``out``.
@@ -182,11 +180,11 @@ def integrity(db: Path) -> str:
 
 
 def copy_template_dir(dest: Path, **windows: dict) -> Path:
-    """A copy of templates/tsukuba whose layout has the given windows changed (a None value drops a key)."""
+    """A copy of templates/tsukuba whose year windows have the given keys changed (None drops a key)."""
     shutil.copytree(LAYOUT.directory, dest)
-    spec = json.loads((dest / "layout.json").read_text(encoding="utf-8"))
+    meta = json.loads((dest / "template.json").read_text(encoding="utf-8"))
     for name, window in windows.items():
-        merged = {**spec["windows"][name], **window}
-        spec["windows"][name] = {k: v for k, v in merged.items() if v is not None}
-    (dest / "layout.json").write_text(json.dumps(spec, ensure_ascii=False, indent=1), encoding="utf-8")
+        merged = {**meta["windows"][name], **window}
+        meta["windows"][name] = {k: v for k, v in merged.items() if v is not None}
+    (dest / "template.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     return dest

@@ -53,3 +53,46 @@ def only(result: Any, code: str) -> Any:
 
 def errors(result: Any) -> list[tuple[str, str | None]]:
     return [(f.code, f.cell) for f in result.findings if f.is_error]
+
+
+# --------------------------------------------------------------------------- the つくば formulas, as the template defines them
+
+from decimal import Decimal  # noqa: E402
+
+from sheettool import spec  # noqa: E402
+from sheettool.spec import formula as fx  # noqa: E402
+
+TSUKUBA = spec.load("tsukuba")
+_Y = 2022  # any year: the formulas are the same in every cost column
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def personnel_cost(staff_fte: Any, overtime_hours: Any, salary_per_fte: Any, overtime_per_hour: Any) -> Any:
+    """人件費計（千円）by the template's formula (None when neither input is filled)."""
+    values = {f"costs.{_Y}.staff_fte": staff_fte, f"costs.{_Y}.overtime_hours": overtime_hours,
+              f"rates.{_Y}.salary_per_fte": salary_per_fte, f"rates.{_Y}.overtime_per_hour": overtime_per_hour}
+    return _plain(TSUKUBA.bound(f"costs.{_Y}.personnel_cost", _Y).evaluate(fx.Env(values)))
+
+
+def settlement(general_fund: Any, subsidies_bonds: Any, other: Any) -> Any:
+    """決算額（千円）by the template's formula (None when no part of the breakdown is filled)."""
+    values = {f"costs.{_Y}.general_fund": general_fund, f"costs.{_Y}.subsidies_bonds": subsidies_bonds,
+              f"costs.{_Y}.other": other}
+    return _plain(TSUKUBA.bound(f"costs.{_Y}.settlement", _Y).evaluate(fx.Env(values)))
+
+
+def total_cost(settlement_value: Any, personnel: Any) -> Any:
+    """トータルコスト（千円）as the master book computes it (master.json ``derived``)."""
+    return TSUKUBA.master_spec.entry_value({"settlement": settlement_value, "personnel_cost": personnel},
+                                           "total_cost")
+
+
+def formula_excel(name: str, cells: dict[str, str], year: int = _Y) -> str:
+    """The Excel text of formula ``name`` of a cost column, with each input (by its key) at ``cells[key]``."""
+    expr = TSUKUBA.bound(f"costs.{year}.{name}", year)
+    return fx.excel_formula(expr, lambda path: cells[path.rsplit(".", 1)[1]])

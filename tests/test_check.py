@@ -33,18 +33,19 @@ from helpers import (
     tamper_codes,
 )
 
-from sheettool import layout, meta
-from sheettool.annotate import SHEET as FINDINGS_SHEET
-from sheettool.annotate import AnnotateError, annotate
+from sheettool import spec
 from sheettool.check import check_file
+from sheettool.check.annotate import SHEET as FINDINGS_SHEET
+from sheettool.check.annotate import AnnotateError, annotate
 from sheettool.cli import main
 from sheettool.generate import build, output_path
-from sheettool.rates import Rates
+from sheettool.spec.rates import Rates
+from sheettool.xlsx import meta
 
-LAYOUT = layout.load()
+LAYOUT = spec.load()
 PLACE = LAYOUT.place(2022)
 SHEET = LAYOUT.sheet_name
-RATES = Rates.load(LAYOUT.default_rates_path)
+RATES = Rates.bundled(LAYOUT)
 MAIN = "xl/worksheets/sheet1.xml"  # XlsxWriter writes the visible sheet first
 META = "xl/worksheets/sheet3.xml"  # then _lists, then _meta
 NOS = [r["project_no"] for r in seed_records()]
@@ -441,9 +442,8 @@ def test_normalised_cell_is_read_and_warned_about_at_that_cell(book, tmp_path, p
     assert f"「{raw}」" in v301.message
     for words in said:
         assert words in v301.message
-    from sheettool import recordpath
 
-    assert recordpath.get(result.record, path) == value
+    assert LAYOUT.get(result.record, path) == value
     assert [code for code, _ in errors(result)] == []
 
 

@@ -25,13 +25,12 @@ from helpers import (
     tamper_codes,
 )
 
-from sheettool import layout, recordpath
-from sheettool.annotate import annotate
+from sheettool import spec
 from sheettool.check import check_file
-from sheettool.fieldtypes import field_type
+from sheettool.check.annotate import annotate
 from sheettool.generate import output_path
 
-LAYOUT = layout.load()
+LAYOUT = spec.load()
 PLACE = LAYOUT.place(2022)
 SHEET = LAYOUT.sheet_name
 NOS = [r["project_no"] for r in seed_records()]
@@ -60,7 +59,7 @@ def test_round_trip_typed_by_a_user_gives_the_same_record(calc, seed_dir, tmp_pa
     fields = input_cells(src)
     typed = {}
     for placed in fields:
-        value = field_type(placed.path, placed.format).to_cell(recordpath.get(record, placed.path))
+        value = LAYOUT.cell_type(placed.path).to_cell(LAYOUT.get(record, placed.path))
         if value is not None:
             typed[placed.name] = as_typed(value)
     assert len(typed) > 50  # the round trip is not vacuous: costs, indicators, texts, scores

@@ -50,10 +50,10 @@ from helpers import seed_record, seed_records
 
 from sheettool.check import check_file
 from sheettool.cli import main
-from sheettool.formulas import achievement_rate
+from sheettool.collect.ledger import Ledger, workspace_for
+from sheettool.collect.master import read_master_records
 from sheettool.generate import output_path
-from sheettool.ledger import Ledger, workspace_for
-from sheettool.masterbook import read_master_records
+from sheettool.spec.master import achievement_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACE = LAYOUT.place(2022)

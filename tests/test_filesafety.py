@@ -1,4 +1,4 @@
-"""sheettool.filesafety: every bad file gets exactly one clear finding, safely."""
+"""sheettool.xlsx.safety: every bad file gets exactly one clear finding, safely."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sheettool.filesafety import (
+from sheettool.xlsx.safety import (
     Kind,
     Limits,
     Package,
@@ -256,7 +256,7 @@ import resource, sys
 from pathlib import Path
 sys.path[:0] = [sys.argv[2], sys.argv[3]]
 import badfiles
-from sheettool.filesafety import UnreadableFile, open_package
+from sheettool.xlsx.safety import UnreadableFile, open_package
 
 names = sys.argv[4:]
 paths = [getattr(badfiles, name)(Path(sys.argv[1])) for name in names]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,13 +12,14 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from helpers import generate_seed_templates, seed_record, seed_records
+from helpers import formula_excel, generate_seed_templates, seed_record, seed_records
 
-from sheettool import formulas, layout, meta
+from sheettool import spec
 from sheettool.cli import main
 from sheettool.generate import output_path
+from sheettool.xlsx import meta
 
-LAYOUT = layout.load()
+LAYOUT = spec.load()
 PLACE = LAYOUT.place(2022)
 
 
@@ -78,7 +80,7 @@ def test_formulas_are_written_from_the_shared_definitions(seed_dir):
         col = re.match(r"[A-Z]+", cell).group(0)
         refs = {"staff_fte": f"{col}29", "overtime_hours": f"{col}30", "salary_per_fte": f"{col}32",
                 "overtime_per_hour": f"{col}33"}
-        assert ws[cell].value == formulas.PERSONNEL_COST.excel(refs.__getitem__)
+        assert ws[cell].value == formula_excel("personnel_cost", refs, year)
         assert ws[cell].protection.locked
         sc = PLACE.fields[f"costs.{year}.settlement"].cell
         assert ws[sc].value.startswith("=IF(AND(") and ws[sc].protection.locked
@@ -202,30 +204,51 @@ def test_bad_record_is_reported_and_the_others_written(tmp_path, capsys):
     assert len(list((tmp_path / "o").rglob("*.xlsx"))) == 5
 
 
+def _template_with_rates(tmp_path, years) -> str:
+    """A copy of the つくば template whose bundled rates cover only ``years``."""
+    folder = tmp_path / "tpl"
+    shutil.copytree(LAYOUT.directory, folder)
+    bundled = json.loads((folder / "rates.json").read_text(encoding="utf-8"))
+    (folder / "rates.json").write_text(json.dumps({str(y): bundled[str(y)] for y in years}), encoding="utf-8")
+    return str(folder)
+
+
 def test_missing_rate_is_a_clear_error(tmp_path, capsys):
-    rates = tmp_path / "rates.json"
-    rates.write_text(json.dumps({"2020": {"salary_per_fte": 6800000, "overtime_per_hour": 2457},
-                                 "2021": {"salary_per_fte": 6834600, "overtime_per_hour": 2430},
-                                 "2022": {"salary_per_fte": 6810000, "overtime_per_hour": 2446}}))
+    template = _template_with_rates(tmp_path, (2020, 2021, 2022))
     src = tmp_path / "r.json"
     src.write_text(json.dumps([seed_record("088")], ensure_ascii=False), encoding="utf-8")
-    assert main(["generate", str(src), "--out", str(tmp_path / "o"), "--rates", str(rates)]) == 1
+    assert main(["generate", str(src), "--out", str(tmp_path / "o"), "--template", template]) == 1
     err = capsys.readouterr().err
     assert "2023年度（令和5年度）の人件費単価が単価ファイルにありません" in err
     assert "2024年度（令和6年度）" in err
 
 
 def test_history_without_a_rate_is_kept_as_reported(tmp_path, capsys):
-    rates = tmp_path / "rates.json"
-    rates.write_text(json.dumps({str(y): {"salary_per_fte": 6810000, "overtime_per_hour": 2446}
-                                 for y in (2022, 2023, 2024)}))
+    template = _template_with_rates(tmp_path, (2022, 2023, 2024))
     src = tmp_path / "r.json"
     src.write_text(json.dumps([seed_record("089")], ensure_ascii=False), encoding="utf-8")
-    assert main(["generate", str(src), "--out", str(tmp_path / "o"), "--rates", str(rates)]) == 0
+    assert main(["generate", str(src), "--out", str(tmp_path / "o"), "--template", template]) == 0
     assert "報告値 10,814 を固定値として記載します" in capsys.readouterr().err
     ws = openpyxl.load_workbook(next((tmp_path / "o").rglob("*.xlsx")))[LAYOUT.sheet_name]
     cell = ws[PLACE.fields["costs.2020.personnel_cost"].cell]
     assert cell.value == 10814 and cell.protection.locked
+
+
+def test_a_rates_file_is_laid_over_the_bundled_rates(tmp_path):
+    """--rates with only next year's rates keeps the bundled past years (README「単価ファイル」)."""
+    rates = tmp_path / "rates.json"
+    rates.write_text(json.dumps({"2025": {"salary_per_fte": 6900000, "overtime_per_hour": 2500},
+                                 "2022": {"salary_per_fte": 7000000, "overtime_per_hour": 2446}}))
+    record = seed_record("088")
+    record["fiscal_year"] = 2023  # costs 2021–2025
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps([record], ensure_ascii=False), encoding="utf-8")
+    assert main(["generate", str(src), "--out", str(tmp_path / "o"), "--rates", str(rates)]) == 0
+    ws = openpyxl.load_workbook(next((tmp_path / "o").rglob("*.xlsx")))[LAYOUT.sheet_name]
+    place = LAYOUT.place(2023)
+    assert ws[place.computed["rates.2025.salary_per_fte"].cell].value == 6900000
+    assert ws[place.computed["rates.2022.salary_per_fte"].cell].value == 7000000  # the file's year wins
+    assert ws[place.computed["rates.2021.salary_per_fte"].cell].value == 6834600  # bundled
 
 
 @pytest.mark.parametrize("content,needle", [

@@ -12,15 +12,22 @@ from pathlib import Path
 import openpyxl
 import pytest
 import xlsxwriter
-from helpers import generate_seed_templates, seed_record, seed_records
+from helpers import (
+    formula_excel,
+    generate_seed_templates,
+    personnel_cost,
+    seed_record,
+    seed_records,
+    settlement,
+)
 
-from sheettool import formulas, layout
+from sheettool import spec
 from sheettool.generate import output_path
-from sheettool.rates import Rates
+from sheettool.spec.rates import Rates
 
-LAYOUT = layout.load()
+LAYOUT = spec.load()
 PLACE = LAYOUT.place(2022)
-RATES = Rates.load(LAYOUT.default_rates_path)
+RATES = Rates.bundled(LAYOUT)
 SHEET = LAYOUT.sheet_name
 
 
@@ -43,9 +50,9 @@ def test_calc_reproduces_every_published_cost(calc, seed_dir, no):
         for cost in record["costs"]:
             y = cost["year"]
             rate = RATES.get(y)
-            py_pc = formulas.personnel_cost(cost["staff_fte"], cost["overtime_hours"], rate.salary_per_fte,
-                                            rate.overtime_per_hour)
-            py_st = formulas.settlement(cost["general_fund"], cost["subsidies_bonds"], cost["other"])
+            py_pc = personnel_cost(cost["staff_fte"], cost["overtime_hours"], rate["salary_per_fte"],
+                                   rate["overtime_per_hour"])
+            py_st = settlement(cost["general_fund"], cost["subsidies_bonds"], cost["other"])
             assert cells[f"f_costs_{y}_personnel_cost"]["value"] == py_pc
             assert cells[f"f_costs_{y}_settlement"]["value"] == py_st
             if 2022 <= y <= 2024:  # the published 令和4–6年度 figures, exactly
@@ -53,7 +60,7 @@ def test_calc_reproduces_every_published_cost(calc, seed_dir, no):
                 assert cells[f"f_costs_{y}_settlement"]["value"] == cost["settlement"]
         for key, score in record["evaluation"].items():
             text = doc.value(f"c_evaluation_text_{key}")
-            assert text == LAYOUT.sentences[key][str(score)]
+            assert text == LAYOUT.tables[f"sentence_{key}"][str(score)]
 
 
 def test_no_error_values_in_any_sheet(calc, seed_dir):
@@ -71,8 +78,8 @@ def test_typing_like_a_user_recomputes(calc, seed_dir, tmp_path):
                   "f_costs_2023_other": "-375", "f_evaluation_priority": "-"})
         doc.recalc()
         rate = RATES.get(2023)
-        assert doc.value("f_costs_2023_personnel_cost") == formulas.personnel_cost(
-            2.35, 1050, rate.salary_per_fte, rate.overtime_per_hour)
+        assert doc.value("f_costs_2023_personnel_cost") == personnel_cost(
+            2.35, 1050, rate["salary_per_fte"], rate["overtime_per_hour"])
         assert doc.value("f_costs_2023_settlement") == 124625
         assert doc.value("c_evaluation_text_priority") == "法令等により市の実施が定められている。"
         # a locked cell refuses typing, as it would for a user
@@ -150,14 +157,14 @@ def test_python_rounding_matches_calc_on_edge_cases(calc, tmp_path):
         ws.write_row(i, 0, [fte, hours, salary, rate])
         ref = {"staff_fte": f"A{i + 1}", "overtime_hours": f"B{i + 1}", "salary_per_fte": f"C{i + 1}",
                "overtime_per_hour": f"D{i + 1}"}
-        ws.write_formula(i, 4, formulas.PERSONNEL_COST.excel(ref.__getitem__))
+        ws.write_formula(i, 4, formula_excel("personnel_cost", ref))
     wb.close()
     with calc.open(path) as doc:
         doc.recalc()
         ref = f"r!E1:E{len(cases)}"
         got = doc.read(ref)[ref]
     values = [row[0]["value"] for row in got["cells"]]
-    expected = [formulas.personnel_cost(*c) for c in cases]
+    expected = [personnel_cost(*c) for c in cases]
     mismatches = [(c, v, e) for c, v, e in zip(cases, values, expected, strict=True) if v != e]
     assert mismatches == []
     halves = sum(1 for f, h, s, r in cases if (Decimal(str(f)) * s + Decimal(str(h)) * r) % 1000 == 500)

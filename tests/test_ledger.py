@@ -28,9 +28,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sheettool.ledger as ledger_mod
-from sheettool.findings import Finding
-from sheettool.ledger import (
+import sheettool.collect.ledger as ledger_mod
+from sheettool.collect.ledger import (
     SCHEMA_VERSION,
     Archived,
     Ledger,
@@ -41,7 +40,8 @@ from sheettool.ledger import (
     sha256_bytes,
     workspace_for,
 )
-from sheettool.submission import ACCEPTED, NEEDS_FIX, UNREADABLE, CheckResult
+from sheettool.collect.submission import ACCEPTED, NEEDS_FIX, UNREADABLE, CheckResult
+from sheettool.findings import Finding
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_NS = 1_700_000_000_000_000_000  # 2023-11-14, a plausible mtime
@@ -150,10 +150,10 @@ import itertools, json, os, signal, sys
 from collections.abc import Callable
 from pathlib import Path
 sys.path.insert(0, {str(ROOT)!r})
-import sheettool.ledger as ledger_mod
+import sheettool.collect.ledger as ledger_mod
 from sheettool.findings import Finding
-from sheettool.ledger import Ledger, relpath_for, sha256_bytes
-from sheettool.submission import CheckResult
+from sheettool.collect.ledger import Ledger, relpath_for, sha256_bytes
+from sheettool.collect.submission import CheckResult
 """
 
 

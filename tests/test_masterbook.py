@@ -15,15 +15,13 @@ from pathlib import Path
 import openpyxl
 import pytest
 import xlsxwriter
-from helpers import seed_records
+from helpers import seed_records, total_cost
 
-from sheettool import findings, masterbook
-from sheettool.findings import Finding
-from sheettool.formulas import achievement_rate, total_cost
-from sheettool.ledger import SubmissionInfo
-from sheettool.masterbook import read_master_records, write_csv, write_master
-from sheettool.records import RecordsError
-from sheettool.submission import (
+from sheettool import findings
+from sheettool.collect import master as masterbook
+from sheettool.collect.ledger import SubmissionInfo
+from sheettool.collect.master import read_master_records, write_csv, write_master
+from sheettool.collect.submission import (
     ACCEPTED,
     MISSING,
     NEEDS_FIX,
@@ -32,6 +30,9 @@ from sheettool.submission import (
     CheckResult,
     Submission,
 )
+from sheettool.findings import Finding
+from sheettool.records import RecordsError
+from sheettool.spec.master import achievement_rate
 
 FY = 2022
 VISIBLE = ["一覧", "コスト推移", "指標", "方向性集計", "部別コスト", "提出状況", "指摘一覧", "履歴"]
@@ -513,7 +514,7 @@ def test_master_book_in_libreoffice(calc, scenario, tmp_path):
 
 def test_spliced_rows_read_back_like_xlsxwriter_cells(scenario, tmp_path, monkeypatch):
     """Big tables are written as XML after XlsxWriter closes the book; the cells must not differ."""
-    from sheettool import masterbook
+    from sheettool.collect import master as masterbook
 
     books = {}
     for name, threshold in (("cells", 10**9), ("spliced", 1)):

@@ -25,9 +25,10 @@ ROOT = Path(sys.argv[1])
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from bench import DIVISIONS, iter_synthetic_records
-from sheettool import findings, masterbook
-from sheettool.ledger import ResultInfo, SubmissionInfo
-from sheettool.submission import ACCEPTED, NEEDS_FIX, CheckResult, Submission
+from sheettool import findings
+from sheettool.collect import master as masterbook
+from sheettool.collect.ledger import ResultInfo, SubmissionInfo
+from sheettool.collect.submission import ACCEPTED, NEEDS_FIX, CheckResult, Submission
 
 
 def status(field):

@@ -28,18 +28,16 @@ from cycle import (
     table,
     write_records,
 )
-from helpers import seed_record, seed_records
+from helpers import personnel_cost, seed_record, seed_records
 
-from sheettool import formulas
 from sheettool.check import check_file
-from sheettool.fieldtypes import field_type
+from sheettool.collect.master import read_master_records
 from sheettool.generate import output_path
-from sheettool.masterbook import read_master_records
-from sheettool.rates import Rates
+from sheettool.spec.rates import Rates
 
 NOS = ["087", "088", "089", "090", "091", "098"]
 DEPT, DIV = "政策イノベーション部", "情報政策課"
-RATE = Rates.load(LAYOUT.default_rates_path).get(2024)
+RATE = Rates.bundled(LAYOUT).get(2024)
 COST_INPUTS = ("budget", "general_fund", "subsidies_bonds", "other", "staff_fte", "overtime_hours",
                "part_time_staff")
 PLAN = ("budget", "staff_fte", "overtime_hours", "part_time_staff")
@@ -62,7 +60,7 @@ def rates_with(root: Path, *years: int) -> Path:
     """The bundled rates file, extended with ``years`` at the 2024 rate."""
     data = json.loads(LAYOUT.default_rates_path.read_text(encoding="utf-8"))
     for year in years:
-        data[str(year)] = {"salary_per_fte": RATE.salary_per_fte, "overtime_per_hour": RATE.overtime_per_hour}
+        data[str(year)] = {"salary_per_fte": RATE["salary_per_fte"], "overtime_per_hour": RATE["overtime_per_hour"]}
     path = root / f"rates_{'_'.join(map(str, years)) or 'bundled'}.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
@@ -93,7 +91,7 @@ def books(cycle) -> dict[str, tuple[openpyxl.Workbook, openpyxl.Workbook]]:
 
 def shown(path: str, value):
     """A record value as its template cell holds it (有/無 for a yes/no, for one)."""
-    return field_type(path, LAYOUT.place(2023).fields[path].format).to_cell(value)
+    return LAYOUT.cell_type(path).to_cell(value)
 
 
 def cost(record: dict, year: int) -> dict:
@@ -281,8 +279,8 @@ def test_filled_2023_templates_collect_without_errors(second_year, cycle):
     r089 = rows["089"]
     expected = cost(filled["089"], 2023)
     assert r089["令和5年度（2023）決算額（千円）"] == expected["settlement"] == 306832 - 2000 + 1000 - 375
-    assert r089["令和5年度（2023）人件費計（千円）"] == formulas.personnel_cost(
-        1.5, 250.0, RATE.salary_per_fte, RATE.overtime_per_hour) == 10827
+    assert r089["令和5年度（2023）人件費計（千円）"] == personnel_cost(
+        1.5, 250.0, RATE["salary_per_fte"], RATE["overtime_per_hour"]) == 10827
     costs = {(r["番号"], r["年度"], r["項目"]): r["値"] for r in table(wb["コスト推移"])}
     assert costs[("087", 2021, "決算額")] == 19083  # history carried through a second year unchanged
     assert costs[("088", 2022, "人件費計")] == 7055

@@ -23,14 +23,17 @@ from openpyxl.xml.functions import tostring
 from xlsxwriter.utility import _utf16_truncate
 from xlsxwriter.xmlwriter import XMLwriter
 
-from sheettool import layout, stamp, writer
+from sheettool import spec
 from sheettool.cli import main
 from sheettool.generate import RENDERER_ENV, output_path
-from sheettool.rates import Rate, Rates
-from sheettool.sheetplan import SheetPlan, plan_sheet
+from sheettool.generate.plan import plan_sheet
+from sheettool.spec.rates import Rates
+from sheettool.xlsx import render as writer
+from sheettool.xlsx import stamp
+from sheettool.xlsx.cells import SheetPlan
 
-LAYOUT = layout.load()
-RATES = Rates.load(LAYOUT.default_rates_path)
+LAYOUT = spec.load()
+RATES = Rates.bundled(LAYOUT)
 PLACE = LAYOUT.place(2022)
 SHEET = LAYOUT.sheet_name
 GENERATED_AT = datetime(2023, 5, 8, 9, 30, tzinfo=UTC).astimezone()
@@ -84,7 +87,7 @@ def _next_year() -> dict:
 
 
 RATES_NO_PAST = Rates({y: RATES.get(y) for y in (2022, 2023, 2024)})
-RATES_TO_2025 = Rates({**RATES.by_year, 2025: Rate(6900000, 2500)})
+RATES_TO_2025 = Rates({**RATES.by_year, 2025: {"salary_per_fte": 6900000, "overtime_per_hour": 2500}})
 
 # name → (record, rates, password)
 CASES = {

@@ -17,12 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import findings
-from .result import CheckResult
 from ..xlsx.read import Book
 from ..xlsx.safety import Package, UnreadableFile, open_package, package_from_bytes
 from . import rules, tamper
 from .context import Context
 from .read import fiscal_year, main_sheet, read_fields, read_meta, resolve_addresses
+from .result import CheckResult
 
 __all__ = ["CheckResult", "check_bytes", "check_file"]
 

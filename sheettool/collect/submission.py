@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
+from dataclasses import dataclass
 
 from ..check.result import ACCEPTED, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, CheckResult
 

@@ -33,7 +33,7 @@ from . import fields as fields_mod
 from . import formula as fx
 from .celltypes import CellType, cell_type
 from .fields import Choices, Field, FieldError, parse_field, parse_tree
-from .layout import Layout, Placed, Placement, Window
+from .layout import Layout, Placement, Window
 from .master import MasterSpec
 from .rules import Rule, parse_rules
 from .schema import Validator, rates_schema, record_schema
@@ -85,6 +85,8 @@ class Template:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.raw: dict[str, Any] = {name: _read(directory / name) for name in FILES}
+        for name in FILES:
+            _conform(directory, name, self.raw[name])
         meta = self.raw["template.json"]
         self.id: str = meta["template_id"]
         self.version: str = meta["template_version"]
@@ -410,11 +412,43 @@ def _read(path: Path) -> Any:
                             "正しくありません。") from None
 
 
+def _conform(directory: Path, name: str, data: Any) -> None:
+    """The file's shape (schemas/template.schema.json), or TemplateError naming file and JSON pointer."""
+    import jsonschema
+
+    schema = resources.schema("template")
+    sub = {"$ref": f"#/$defs/{name.removesuffix('.json')}", "$defs": schema["$defs"]}
+    errors = sorted(jsonschema.Draft202012Validator(sub).iter_errors(data), key=lambda e: list(map(str, e.path)))
+    if errors:
+        e = errors[0]
+        pointer = "/" + "/".join(str(p) for p in e.absolute_path)
+        raise TemplateError(f"{directory / name} の {pointer} が正しくありません: {_say(e)}")
+
+
+def _say(error: Any) -> str:
+    v, s = error.validator, error.validator_value
+    if v == "required":
+        missing = [m for m in s if m not in (error.instance or {})]
+        return f"必要な項目 {', '.join(missing)} がありません。"
+    if v == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"知らない項目 {', '.join(extra)} があります。"
+    if v == "enum":
+        return f"「{error.instance}」は次のどれかにしてください: {', '.join(map(str, s))}。"
+    if v == "type":
+        return f"値「{error.instance}」の型が違います。"
+    if v in ("oneOf", "anyOf"):
+        return "どの形式にも当てはまりません。"
+    if v == "pattern":
+        return f"「{error.instance}」の形式が正しくありません。"
+    return f"{v} の条件を満たしません（{error.message}）。"
+
+
 _LOADED: dict[tuple[Path, tuple], Template] = {}
 
 
-def load(name: str | Path = DEFAULT_TEMPLATE) -> Template:
-    """The template called ``name`` under templates/, or the template folder ``name``.
+def load_unchecked(name: str | Path = DEFAULT_TEMPLATE) -> Template:
+    """The template called ``name`` under templates/, or the template folder ``name``, not linted.
 
     Loaded once per process while its files stay as they are (edited files load again).
     """

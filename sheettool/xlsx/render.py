@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -21,9 +21,9 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from .. import __version__
-from .cells import CellPlan, SheetPlan
 from ..spec import CellType, Placed, Template
 from . import meta
+from .cells import CellPlan, SheetPlan
 from .styles import StyleBook
 from .text import preserve_space
 
