@@ -6,7 +6,7 @@ Codes never change meaning once released; retire a code rather than reuse it.
 
 Ranges: F1xx file cannot be read as a workbook; T2xx identity and tampering;
 V3xx a cell's value; S4xx record schema; R5xx cross-field rules;
-G6xx generation input.
+G6xx generation input; A7xx the annotated copy; C8xx collect.
 """
 
 from __future__ import annotations
@@ -149,6 +149,9 @@ _MESSAGES = [
     Message("R506", E, "{label}（{cell}）を入力してください（{title}）。", "入力してください。"),
     Message("R507", W, "{label}（{cell}）の文章が印刷枠に収まりません（約{length}文字、枠の目安は{capacity}文字）。",
             "文章を短くするか、行の高さを広げてください。"),
+    # --- C8xx: collect ---
+    Message("C801", E, "{file} は別の様式「{name}」（{template}）の提出です。この様式（{master}）のマスターブックには含めません。",
+            "その様式のマスターブックを別に作成してください（sheettool collect 受信フォルダ --template {template} --out 別のマスターブック.xlsx）。"),
     # --- A7xx: the annotated copy ---
     Message("A701", E, "指摘付きの写しの出力先（{file}）が元のファイルと同じです。",
             "元のファイルは変更しません。別のファイル名を指定してください。"),

@@ -124,8 +124,8 @@ def die_at(spec: str) -> Callable[[], None]:
     elif point == "in_transaction":  # rows inserted, current updated, not committed
         real_recompute = Ledger._recompute_current
 
-        def recompute(conn, project_no):  # noqa: ANN001, ANN202
-            real_recompute(conn, project_no)
+        def recompute(conn, template, project_no):  # noqa: ANN001, ANN202
+            real_recompute(conn, template, project_no)
             maybe_die()
         Ledger._recompute_current = staticmethod(recompute)
     return maybe_die
@@ -742,3 +742,36 @@ def test_sigkill_at_each_step_then_resume(driver: Path, crash_inbox: tuple, tmp_
     assert proc.wait(timeout=60) == 0
     independent_check(ws)
     assert snapshot(ws) == reference
+
+
+def test_a_version_1_store_is_migrated_with_nothing_lost(tmp_path: Path) -> None:
+    """Stores made before templates (schema version 1: current keyed by project number) open as version 2."""
+    build_inbox(tmp_path / "inbox", 60)
+    ws = tmp_path / "ws"
+    with Ledger.open(ws) as ledger:
+        ingest(ledger, tmp_path / "inbox")
+    before = snapshot(ws)
+    conn = sqlite3.connect(ws / "ledger.sqlite3")
+    with conn:  # back to the version 1 layout, as an older sheettool left it
+        conn.execute("DROP INDEX submissions_order")
+        conn.execute("ALTER TABLE submissions DROP COLUMN template")
+        conn.execute("CREATE INDEX submissions_order ON submissions(project_no, eligible, mtime_ns, "
+                     "first_seen_ns, first_path)")
+        conn.execute("CREATE TABLE current_old(project_no TEXT PRIMARY KEY, sha256 TEXT NOT NULL "
+                     "REFERENCES submissions(sha256))")
+        conn.execute("INSERT INTO current_old SELECT project_no, sha256 FROM current")
+        conn.execute("DROP TABLE current")
+        conn.execute("ALTER TABLE current_old RENAME TO current")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.close()
+    assert snapshot(ws)["current"] == before["current"]  # opening migrates
+    conn = sqlite3.connect(ws / "ledger.sqlite3")
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        templates = {t for (t,) in conn.execute("SELECT DISTINCT template FROM current")}
+    finally:
+        conn.close()
+    assert templates == {"tsukuba"}
+    assert snapshot(ws) == before
+    with Ledger.open(ws) as ledger:
+        assert ledger.verify() == []

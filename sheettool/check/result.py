@@ -17,6 +17,7 @@ NEEDS_FIX = "要修正"  # read, with error findings
 UNREADABLE = "読取不可"  # could not be read as a workbook at all
 MISSING = "未提出"  # expected, nothing received
 UNEXPECTED = "対象外"  # received for a project nobody expected
+FOREIGN = "様式違い"  # a return of another template than the master book's (kept in its own ledger rows)
 
 
 @dataclass

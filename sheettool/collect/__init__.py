@@ -25,7 +25,8 @@ from .. import findings
 from ..check import check_bytes
 from ..fileio import atomic_output
 from ..records import jsonl_line
-from ..spec import load
+from ..spec import DEFAULT_TEMPLATE, Template, available, load
+from . import master as masterbook
 from .ledger import (
     Archived,
     Ledger,
@@ -55,6 +56,8 @@ class CollectResult:
     expected: list[dict[str, Any]] | None = None
     fiscal_year: int | None = None
     outputs: list[Path] = field(default_factory=list)
+    template: str | None = None  # the master book's
+    foreign: list[SubmissionInfo] = field(default_factory=list)  # current returns of another template
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,6 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
             csv_dir: str | Path | None = None, jobs: int | None = None,
             progress: bool | None = None, template: str | None = None) -> CollectResult:
     """Run the whole collection; see the module docstring."""
-    from . import master as masterbook
-
     inbox, master = Path(inbox), Path(master)
     workspace = Path(store) if store else workspace_for(master)
     result = CollectResult(expected=expected)
@@ -140,15 +141,37 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
         # the CSV and the JSON Lines; one snapshot of the ledger for that pass and the history.
         with ledger.snapshot(), ExitStack() as stack:
             history = ledger.history_info()
+            tpl = master_template(template, expected, ledger.current_templates())
+            expected = None if expected is None else [r for r in expected if _template_id(r) == tpl.id]
+            result.expected = expected
+            result.template = tpl.id
             lines = stack.enter_context(atomic_output(json_out)) if json_out else None
-            current = _records_out(ledger.iter_current(), lines, None if expected_years else years)
+            current = _records_out(ledger.iter_current(tpl.id), lines, None if expected_years else years)
             written = masterbook.write_all(master, csv_dir, current, expected, history,
-                                           lambda: _most_common(expected_years or years),
-                                           tpl=load(template) if template else None)
+                                           lambda: _most_common(expected_years or years), tpl=tpl)
+    result.foreign = [s for s in history if s.current and s.template not in (None, result.template)]
     result.current, result.history, result.unreadable = written.current, history, written.unreadable
     result.fiscal_year = written.fiscal_year
     result.outputs = [master, *written.csv_paths, *([Path(json_out)] if json_out else [])]
     return result
+
+
+def _template_id(record: dict[str, Any]) -> str:
+    return str(record.get("template") or DEFAULT_TEMPLATE)
+
+
+def master_template(override: str | None, expected: list[dict[str, Any]] | None,
+                    current: dict[str, int]) -> Template:
+    """The template of the master book: ``--template``, else the expected records', else the returns'.
+
+    One master book shows one template; returns of another are listed as 様式違い (C801).
+    """
+    if override:
+        return load(override)
+    if expected:
+        return load(Counter(_template_id(r) for r in expected).most_common(1)[0][0])
+    known = {tid: n for tid, n in current.items() if tid in available()}
+    return load(max(known, key=lambda t: (known[t], t == DEFAULT_TEMPLATE)) if known else DEFAULT_TEMPLATE)
 
 
 def _records_out(current: Iterable[Submission], lines: IO[bytes] | None,
@@ -193,4 +216,6 @@ def summary_line(result: CollectResult) -> str:
         # an unreadable file that names its project (in _meta) stands for it, as in 提出状況
         received = {str(s.project_no) for s in (*result.current, *result.unreadable) if s.project_no is not None}
         line += f"、対象外 {counts.get(UNEXPECTED, 0)}件、未提出 {len(expected - received)}件"
+    if result.foreign:
+        line += f"、様式違い {len(result.foreign)}件"
     return line + "。"

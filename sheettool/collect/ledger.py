@@ -14,7 +14,7 @@ Workspace
     overwritten or deleted. Their names come only from the hash, so no file name
     or content can make the ledger write outside its workspace.
 
-Tables (schema version 1)
+Tables (schema version 2; a version 1 store is migrated when opened)
     ``meta(key, value)``
         ``schema_version``. A store written by a newer sheettool is refused.
     ``submissions`` — one row per distinct content (sha256)
@@ -27,8 +27,8 @@ Tables (schema version 1)
         first and last time that exact file was seen. Answers "every path this
         content was seen under" and lets ``collect`` skip hashing a file whose
         path, size and mtime it has seen before (:meth:`Ledger.known_sha`).
-    ``current(project_no, sha256)``
-        the submission that counts for each project; derived from
+    ``current(template, project_no, sha256)``
+        the submission that counts for each project of each template; derived from
         ``submissions`` by the rule below and kept in the same transaction.
 
 Which submission is "newer"
@@ -70,8 +70,8 @@ Crash safety and concurrency
     a resumed run ends with the same archive as an uninterrupted one. An archive file that no longer matches its hash is renamed
     ``….damaged-<ns>`` (kept, not deleted) and written again from the inbox.
 
-    ``current`` is keyed by project number alone: one store serves one master
-    book, i.e. one evaluation year (the checker flags files of another year).
+    ``current`` is keyed by (template, project number): returns of two templates never
+    mix. One store serves one master book, i.e. one evaluation year.
 
 Use from ``collect`` (checks may run in worker processes; writes stay here)::
 
@@ -112,6 +112,7 @@ from types import TracebackType
 from typing import Any
 
 from ..findings import Finding
+from ..spec import DEFAULT_TEMPLATE
 from .submission import ACCEPTED, NEEDS_FIX, UNREADABLE, CheckResult, Submission
 
 __all__ = [
@@ -130,7 +131,7 @@ __all__ = [
     "workspace_for",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: submissions.template, current keyed by (template, project_no)
 DB_NAME = "ledger.sqlite3"
 ARCHIVE_DIR = "archive"
 DEFAULT_TIMEOUT = 30.0  # seconds a write waits for another collect on the same store
@@ -152,6 +153,7 @@ CREATE TABLE IF NOT EXISTS submissions(
     first_seen_ns INTEGER NOT NULL,
     mtime_ns      INTEGER NOT NULL,
     project_no    TEXT,
+    template      TEXT,
     eligible      INTEGER NOT NULL CHECK (eligible IN (0, 1)),
     status        TEXT NOT NULL,
     readable      INTEGER NOT NULL,
@@ -160,7 +162,7 @@ CREATE TABLE IF NOT EXISTS submissions(
     meta_json     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS submissions_order
-    ON submissions(project_no, eligible, mtime_ns, first_seen_ns, first_path);
+    ON submissions(template, project_no, eligible, mtime_ns, first_seen_ns, first_path);
 CREATE TABLE IF NOT EXISTS sightings(
     relpath       TEXT NOT NULL,
     size          INTEGER NOT NULL,
@@ -172,15 +174,17 @@ CREATE TABLE IF NOT EXISTS sightings(
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sightings_sha ON sightings(sha256);
 CREATE TABLE IF NOT EXISTS current(
-    project_no TEXT PRIMARY KEY,
-    sha256     TEXT NOT NULL REFERENCES submissions(sha256)
+    template   TEXT NOT NULL,
+    project_no TEXT NOT NULL,
+    sha256     TEXT NOT NULL REFERENCES submissions(sha256),
+    PRIMARY KEY (template, project_no)
 );
 """
 
 # The newer-rule, oldest first; reversed (DESC) it picks the current one.
 _ORDER = "s.mtime_ns, s.first_seen_ns, s.first_path"
 _COLUMNS = (
-    "sha256", "size", "ext", "first_path", "first_seen_ns", "mtime_ns", "project_no",
+    "sha256", "size", "ext", "first_path", "first_seen_ns", "mtime_ns", "project_no", "template",
     "eligible", "status", "readable", "record_json", "findings_json", "meta_json",
 )
 _SELECT = (
@@ -192,11 +196,11 @@ _INFO_SELECT = (
     "SELECT s.sha256, s.first_path, s.first_seen_ns, s.mtime_ns, s.status, s.readable,"
     " s.record_json IS NOT NULL, s.record_json IS NOT NULL AND s.record_json != '{}',"
     " json_extract(s.record_json, '$.project_no'), json_type(s.record_json, '$.project_no'),"
-    " s.meta_json, s.findings_json, c.sha256 IS NOT NULL"
+    " s.meta_json, s.findings_json, c.sha256 IS NOT NULL, s.template"
     " FROM submissions s LEFT JOIN current c ON c.sha256 = s.sha256"
 )
 _NEWEST = (
-    "SELECT sha256 FROM submissions s WHERE project_no = ? AND eligible = 1"
+    "SELECT sha256 FROM submissions s WHERE template = ? AND project_no = ? AND eligible = 1"
     " ORDER BY " + ", ".join(f"{column} DESC" for column in _ORDER.split(", ")) + " LIMIT 1"
 )
 
@@ -252,6 +256,7 @@ class SubmissionInfo:
     project_no: Any  # as Submission.project_no: the record's value, else _meta's as text
     result: ResultInfo
     current: bool = False
+    template: str | None = None  # the template it was read by (None: unreadable, none named)
 
     @classmethod
     def of(cls, sub: Submission | SubmissionInfo) -> SubmissionInfo:
@@ -259,7 +264,8 @@ class SubmissionInfo:
             return sub
         res = sub.result
         info = ResultInfo(res.file, res.status, tuple(res.findings), res.readable, res.record is not None)
-        return cls(sub.sha256, sub.file, sub.received_at, sub.modified_at, sub.project_no, info, sub.current)
+        return cls(sub.sha256, sub.file, sub.received_at, sub.modified_at, sub.project_no, info, sub.current,
+                   sub.template)
 
 
 # --- small helpers -----------------------------------------------------------------
@@ -336,6 +342,14 @@ def _project_no(result: CheckResult) -> str | None:
     raw = result.record.get("project_no") if result.record else result.meta.get("project_no")
     text = str(raw).strip() if raw is not None else ""
     return text or None
+
+
+def _template(result: CheckResult) -> str | None:
+    """The template a result was read by; for an unreadable file, the one its ``_meta`` names."""
+    if result.template:
+        return result.template
+    named = result.meta.get("template_id") if isinstance(result.meta, dict) else None
+    return str(named) if named else (DEFAULT_TEMPLATE if result.record else None)
 
 
 def _eligible(result: CheckResult) -> bool:
@@ -545,6 +559,9 @@ class Ledger:
                     (str(SCHEMA_VERSION),),
                 )
             version = self._schema_version()
+        if version == 1:
+            self._migrate_from_1()
+            version = self._schema_version()
         if version is None:
             raise LedgerError(
                 f"台帳（{self.db_path}）の形式（schema_version）を確認できません。"
@@ -556,6 +573,25 @@ class Ledger:
                 f"作成されているため、この版（台帳形式 {SCHEMA_VERSION}）では開けません。"
                 "sheettool を更新するか、別の台帳フォルダを --store で指定してください。"
             )
+
+    def _migrate_from_1(self) -> None:
+        """Version 1 knew one template: every submission is the default template's (or its _meta's)."""
+        with self._transaction() as conn:
+            conn.execute("ALTER TABLE submissions ADD COLUMN template TEXT")
+            for sha, meta_json, has_record in conn.execute(
+                    "SELECT sha256, meta_json, record_json IS NOT NULL FROM submissions").fetchall():
+                named = json.loads(meta_json).get("template_id")
+                template = str(named) if named else (DEFAULT_TEMPLATE if has_record else None)
+                conn.execute("UPDATE submissions SET template = ? WHERE sha256 = ?", (template, sha))
+            conn.execute("DROP INDEX IF EXISTS submissions_order")
+            conn.execute("ALTER TABLE current RENAME TO current_v1")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO current(template, project_no, sha256) SELECT s.template, c.project_no,"
+                         " c.sha256 FROM current_v1 c JOIN submissions s ON s.sha256 = c.sha256")
+            conn.execute("DROP TABLE current_v1")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _schema_version(self) -> int | None:
         has_meta = self._conn.execute(
@@ -704,28 +740,29 @@ class Ledger:
     def _insert(self, conn: sqlite3.Connection, relpath: str, size: int, sha256: str,
                 mtime_ns: int, result: CheckResult, now: int) -> None:
         project = _project_no(result)
+        template = _template(result)
         conn.execute(
             "INSERT INTO submissions(sha256, size, ext, first_path, first_seen_ns, mtime_ns,"
-            " project_no, eligible, status, readable, record_json, findings_json, meta_json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (sha256, size, archive_ext(relpath), relpath, now, mtime_ns, project,
+            " project_no, template, eligible, status, readable, record_json, findings_json, meta_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sha256, size, archive_ext(relpath), relpath, now, mtime_ns, project, template,
              int(_eligible(result)), result.status, int(result.readable),
              None if result.record is None else _dumps(result.record),
              _findings_to_json(result.findings), _dumps(result.meta)),
         )
         if _eligible(result):
-            self._recompute_current(conn, project)
+            self._recompute_current(conn, template, project)
 
     @staticmethod
-    def _recompute_current(conn: sqlite3.Connection, project_no: str | None) -> None:
-        newest = conn.execute(_NEWEST, (project_no,)).fetchone()
+    def _recompute_current(conn: sqlite3.Connection, template: str | None, project_no: str | None) -> None:
+        newest = conn.execute(_NEWEST, (template, project_no)).fetchone()
         if newest is None:
-            conn.execute("DELETE FROM current WHERE project_no = ?", (project_no,))
+            conn.execute("DELETE FROM current WHERE template = ? AND project_no = ?", (template, project_no))
         else:
             conn.execute(
-                "INSERT INTO current(project_no, sha256) VALUES (?, ?)"
-                " ON CONFLICT(project_no) DO UPDATE SET sha256 = excluded.sha256",
-                (project_no, newest[0]),
+                "INSERT INTO current(template, project_no, sha256) VALUES (?, ?, ?)"
+                " ON CONFLICT(template, project_no) DO UPDATE SET sha256 = excluded.sha256",
+                (template, project_no, newest[0]),
             )
 
     def _archive(self, sha256: str, ext: str, data: bytes, *, trust_existing: bool) -> None:
@@ -755,9 +792,9 @@ class Ledger:
         rows = self._query("WHERE s.sha256 = ?", (_check_sha(sha256),))
         return rows[0] if rows else None
 
-    def current(self) -> list[Submission]:
-        """The current submission of every project, by project number."""
-        return list(self.iter_current())
+    def current(self, template: str | None = None) -> list[Submission]:
+        """The current submission of every project (of one template, if given), by template and number."""
+        return list(self.iter_current(template))
 
     def history(self, project_no: str | None = None) -> list[Submission]:
         """Every submission (of one project, if given), oldest first by the newer-rule."""
@@ -765,17 +802,24 @@ class Ledger:
             return self._query()
         return self._query("WHERE s.project_no = ?", (str(project_no).strip(),))
 
-    def iter_current(self) -> Iterator[Submission]:
+    def iter_current(self, template: str | None = None) -> Iterator[Submission]:
         """The current submissions as :meth:`current` lists them, read one at a time.
 
         Each record is parsed when its row is reached, so memory does not grow
         with the number of projects. Do not record files while iterating; use
         :meth:`snapshot` to read this and :meth:`history_info` as one state.
         """
+        where, params = ("AND c.template = ?", (template,)) if template is not None else ("", ())
         with self._errors():
-            cursor = self._conn.execute(f"{_SELECT} WHERE c.sha256 IS NOT NULL ORDER BY c.project_no, {_ORDER}")
+            cursor = self._conn.execute(
+                f"{_SELECT} WHERE c.sha256 IS NOT NULL {where} ORDER BY c.template, c.project_no, {_ORDER}", params)
             for row in cursor:
                 yield self._submission(row)
+
+    def current_templates(self) -> dict[str, int]:
+        """How many current submissions each template has."""
+        with self._errors():
+            return dict(self._conn.execute("SELECT template, count(*) FROM current GROUP BY template").fetchall())
 
     def history_info(self, project_no: str | None = None) -> list[SubmissionInfo]:
         """:meth:`history` without the records (:class:`SubmissionInfo`), oldest first.
@@ -835,6 +879,7 @@ class Ledger:
             findings=_findings_from_json(cols["findings_json"]),
             meta=json.loads(cols["meta_json"]),
             readable=bool(cols["readable"]),
+            template=cols["template"],
         )
         return Submission(
             sha256=cols["sha256"],
@@ -848,7 +893,7 @@ class Ledger:
     @staticmethod
     def _info(row: tuple[Any, ...]) -> SubmissionInfo:
         (sha256, path, first_seen_ns, mtime_ns, status, readable, has_record, truthy,
-         record_no, record_no_type, meta_json, findings_json, is_current) = row
+         record_no, record_no_type, meta_json, findings_json, is_current, template) = row
         if truthy:  # Submission.project_no: the record's value when there is a (non-empty) record
             project_no = _json_value(record_no, record_no_type)
         else:
@@ -857,7 +902,7 @@ class Ledger:
         result = ResultInfo(path, status, tuple(_findings_from_json(findings_json)), bool(readable),
                             bool(has_record))
         return SubmissionInfo(sha256, path, _iso(first_seen_ns), _iso(mtime_ns), project_no, result,
-                              bool(is_current))
+                              bool(is_current), template)
 
     # -- overview and self-check
 
@@ -895,10 +940,9 @@ class Ledger:
                 path = self._archive_file(sha, ext)
                 if _file_sha256(path) != sha:
                     problems.append(f"保管ファイルがないか内容が一致しません: {path}")
-            stored = dict(one("SELECT project_no, sha256 FROM current").fetchall())
-            projects = [r[0] for r in one(
-                "SELECT DISTINCT project_no FROM submissions WHERE eligible = 1").fetchall()]
-            expected = {p: one(_NEWEST, (p,)).fetchone()[0] for p in projects}
+            stored = {(t, p): sha for t, p, sha in one("SELECT template, project_no, sha256 FROM current")}
+            projects = one("SELECT DISTINCT template, project_no FROM submissions WHERE eligible = 1").fetchall()
+            expected = {(t, p): one(_NEWEST, (t, p)).fetchone()[0] for t, p in projects}
             if stored != expected:
                 problems.append("current 表が規則（最新の提出）と一致しません。")
         return problems

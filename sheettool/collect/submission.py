@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..check.result import ACCEPTED, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, CheckResult
+from ..check.result import (
+    ACCEPTED,
+    FOREIGN,
+    MISSING,
+    NEEDS_FIX,
+    UNEXPECTED,
+    UNREADABLE,
+    CheckResult,
+)
 
-__all__ = ["ACCEPTED", "MISSING", "NEEDS_FIX", "UNEXPECTED", "UNREADABLE", "CheckResult", "Submission"]
+__all__ = ["ACCEPTED", "FOREIGN", "MISSING", "NEEDS_FIX", "UNEXPECTED", "UNREADABLE", "CheckResult", "Submission"]
 
 
 @dataclass
@@ -19,6 +27,10 @@ class Submission:
     modified_at: str  # ISO 8601, the file's modification time when first seen
     result: CheckResult
     current: bool = False  # the submission that counts for its project
+
+    @property
+    def template(self) -> str | None:
+        return self.result.template
 
     @property
     def project_no(self) -> str | None:

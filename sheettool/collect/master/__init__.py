@@ -72,6 +72,7 @@ from xlsxwriter.utility import (
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from ... import findings
 from ...fileio import TempOutput, atomic_output
 from ...records import RecordsError
 from ...rounding import excel_round
@@ -83,7 +84,7 @@ from ...xlsx.render import TEXT_STAYS_TEXT
 from ...xlsx.styles import LABEL_FILL, StyleBook
 from ...xlsx.text import STRMAX, number_text, string_item, text_item
 from ..ledger import SubmissionInfo
-from ..submission import ACCEPTED, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, Submission
+from ..submission import ACCEPTED, FOREIGN, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, Submission
 
 # Sheet names (the visible ones in book order, then the hidden one).
 LIST = "一覧"
@@ -119,7 +120,7 @@ _MASTER_LIMITS = filesafety.Limits(max_file_bytes=200 * _MiB, max_part_bytes=400
                                    max_total_bytes=1024 * _MiB)
 
 COUNTED = (ACCEPTED, NEEDS_FIX)  # statuses whose figures enter the aggregates
-STATUS_ORDER = (MISSING, NEEDS_FIX, UNREADABLE, UNEXPECTED, ACCEPTED)
+STATUS_ORDER = (MISSING, NEEDS_FIX, UNREADABLE, UNEXPECTED, FOREIGN, ACCEPTED)
 SEVERITY_LABEL = {"error": "エラー", "warning": "注意"}
 CURRENT_LABEL, SUPERSEDED_LABEL = "現行", "置換済み"
 SHA_PREFIX = 12
@@ -149,7 +150,7 @@ _WIDTH_SAMPLE = 2_000  # rows looked at to size a column; enough to see the long
 _MAX_WIDTH, _MIN_WIDTH, _WRAP_WIDTH = 48, 6, 60
 _HEADER_WRAP = 18  # a longer header wraps rather than widening its column
 _LINE_HEIGHT = 13  # points per line of 10 pt text
-_STATUS_FILLS = {MISSING: "#F8CBAD", UNREADABLE: "#F8CBAD", NEEDS_FIX: "#FFE699",
+_STATUS_FILLS = {MISSING: "#F8CBAD", UNREADABLE: "#F8CBAD", NEEDS_FIX: "#FFE699", FOREIGN: "#F8CBAD",
                  UNEXPECTED: "#D9D9D9"}
 _TABLE_STYLE = "Table Style Light 9"
 _EXCEL_EPOCH = datetime(1899, 12, 30)  # serial day 0 for dates from 1900-03-01 on
@@ -257,6 +258,7 @@ class _Book:
     current: list[SubmissionInfo]  # what ``current`` held, in its order
     spill: _Spill
     names: dict[str, dict[str, Any]] = field(default_factory=dict)  # project_no → identity
+    foreign: list[_Entry] = field(default_factory=list)  # current returns of another template (C801)
     _by_sub: dict[int, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -483,7 +485,10 @@ def _read(current: Iterable[Submission], expected: list[dict] | None,
 def _collect(current: list[_Entry], expected: list[dict] | None,
              history: list[_Entry], fiscal_year: int | None, spill: _Spill) -> _Book:
     """Projects with their status, from the submissions and the expected list."""
-    live = _live(current, history)
+    template = spill.spec.tpl.id
+    ours = [e for e in history if e.sub.template in (None, template) or e.result.status == UNREADABLE]
+    foreign = [e for e in history if e.sub.current and e.sub.template not in (None, template)]
+    live = _live(current, ours)
     for entry in live:
         if entry.record is None and entry.result.has_record:
             raise ValueError(f"{entry.file}: a submission that counts now must come with its record "
@@ -515,7 +520,7 @@ def _collect(current: list[_Entry], expected: list[dict] | None,
     names = dict(exp or {})
     names.update({p.no: p.ident for p in projects})
     return _Book(fiscal_year, projects, sorted(loose, key=_received), live, [e.sub for e in history],
-                 [e.sub for e in current], spill, names)
+                 [e.sub for e in current], spill, names, sorted(foreign, key=_received))
 
 
 def open_unreadable(current: list[Submission], history: list[Submission]) -> list[Submission]:
@@ -797,17 +802,24 @@ def _status_table(book: _Book) -> Table:
         for entry in book.loose:
             no, name, dept, div = _ident(book, entry.project_no)
             yield [dept, div, no, name, UNREADABLE, *_counts(entry.sub), entry.file, entry.received_at]
+        for entry in book.foreign:
+            yield [None, None, entry.project_no, None, FOREIGN, 1, 0, entry.file, entry.received_at]
 
-    return Table("T_Status", cols, rows(), len(projects) + len(book.loose))
+    return Table("T_Status", cols, rows(), len(projects) + len(book.loose) + len(book.foreign))
 
 
-def _status_by_department(status_rows: Iterable[list[Any]]) -> Table:
+def _statuses(book: _Book) -> list[str]:
+    """The statuses 提出状況 counts (様式違い only when there is one)."""
+    return [s for s in STATUS_ORDER if s != FOREIGN or book.foreign]
+
+
+def _status_by_department(status_rows: Iterable[list[Any]], order: list[str]) -> Table:
     """Counts per 部 × 提出状況 (and 合計), from the rows of 提出状況."""
     tally: dict[str, Counter] = {}
     for row in status_rows:
         tally.setdefault(row[0] or UNKNOWN_DEPARTMENT, Counter())[row[4]] += 1
-    cols = [Col("部（集計）"), *(Col(s, "count") for s in STATUS_ORDER), Col("合計", "count")]
-    rows = [[d, *(t[s] for s in STATUS_ORDER), sum(t.values())] for d, t in tally.items()]
+    cols = [Col("部（集計）"), *(Col(s, "count") for s in order), Col("合計", "count")]
+    rows = [[d, *(t[s] for s in order), sum(t.values())] for d, t in tally.items()]
     return Table("T_StatusByDepartment", cols, rows)
 
 
@@ -824,8 +836,22 @@ def _findings_table(book: _Book) -> Table:
             for f in sorted(entry.result.findings, key=lambda f: not f.is_error):  # errors first, stable
                 yield [*ident, entry.file, f.sheet, f.cell, _field_label(book.spec, f.field), f.field,
                        SEVERITY_LABEL.get(f.severity, f.severity), f.code, f.message, status]
+        for entry in book.foreign:
+            f = foreign_finding(entry.sub, book.spec.tpl)
+            yield [entry.project_no, None, None, None, entry.file, None, None, None, None,
+                   SEVERITY_LABEL[f.severity], f.code, f.message, FOREIGN]
 
-    return Table("T_Findings", cols, rows(), sum(len(entry.result.findings) for entry in book.live))
+    count = sum(len(entry.result.findings) for entry in book.live) + len(book.foreign)
+    return Table("T_Findings", cols, rows(), count)
+
+
+def foreign_finding(sub: Any, master: Template) -> findings.Finding:
+    """C801 for a return of another template than the master book's."""
+    try:
+        name = load(sub.template).name
+    except Exception:  # noqa: BLE001 -- a template that no longer loads is still named by its id
+        name = sub.template
+    return findings.make("C801", file=sub.file, name=name, template=sub.template, master=master.name)
 
 
 def _field_label(spec: MasterSpec, path: str | None) -> str | None:
@@ -980,9 +1006,10 @@ def _status_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, 
             yield row
 
     # one pass over the rows for both tallies; the list itself is made again as it is written
-    by_department = _status_by_department(counting(_status_table(book).rows))
-    summary = Table("T_StatusSummary", [*(Col(s, "count") for s in STATUS_ORDER), Col("合計", "count")],
-                    [[*(per_status[s] for s in STATUS_ORDER), per_status.total()]])
+    order = _statuses(book)
+    by_department = _status_by_department(counting(_status_table(book).rows), order)
+    summary = Table("T_StatusSummary", [*(Col(s, "count") for s in order), Col("合計", "count")],
+                    [[*(per_status[s] for s in order), per_status.total()]])
     _write_table(ws, fmts, styles, summary, top=1, size=False)
     top = 4
     table = _status_table(book)
