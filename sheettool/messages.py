@@ -133,6 +133,8 @@ _MESSAGES = [
             "次からは入力欄の案内どおりに入力してください。"),
     Message("V303", W, "{label}（{cell}）に数式「={formula}」が入力されています。保存された計算結果 {value} を値として読み取りました。",
             "入力欄には数式ではなく値を入力してください。"),
+    Message("V304", E, "{label}（{cell}）は1つだけ選ぶ項目ですが、複数にチェックがあります（{chosen}）。",
+            "どれか1つだけにチェックを付けてください。"),
     Message("V302", E, "{label}（{cell}）: {problem}。",
             "{hint}"),
     # --- S4xx: record schema ---

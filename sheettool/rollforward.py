@@ -150,28 +150,35 @@ def _shift(tpl: Template, new: dict[str, Any], old: dict[str, Any], path: str,
     head, _, tail = path.partition(".")
     f = tpl.tree.fields[head]
     if f.kind == "series":
-        new[head] = _shift_entries(tpl, f, old.get(head) or [], transitions, fy)
+        sources = {name: (tpl.tree.fields[name], old.get(name) or [])
+                   for name in {head, *(t["series"] for t in transitions if t.get("series"))}}
+        new[head] = _shift_entries(tpl, f, head, sources, transitions, fy)
         return
     series = f.fields[tail]
     for item in new.get(head) or []:
-        item[tail] = _shift_entries(tpl, series, item.get(tail) or [], transitions, fy)
+        new_entries = _shift_entries(tpl, series, tail, {tail: (series, item.get(tail) or [])}, transitions, fy)
+        item[tail] = new_entries
 
 
-def _shift_entries(tpl: Template, series: Field, entries: list[dict[str, Any]],
+def _shift_entries(tpl: Template, series: Field, name: str, sources: dict[str, tuple[Field, list]],
                    transitions: list[dict[str, Any]], fy: int) -> list[dict[str, Any]]:
+    """The entries of ``series`` for the new year ``fy``, each from the old entry of the same year
+    (in the series a transition names, 年度別計画 → 予算 say) whose change of meaning is listed."""
     window = tpl.windows[series.window]
-    by_year = {e["year"]: e for e in entries}
     out = []
     for year in window.years(fy):
-        entry = by_year.get(year)
-        if entry is None:
-            continue
-        before, after = window.meaning(year, fy - 1), window.meaning(year, fy)
-        keep = next((t["keep"] for t in transitions if t["from"] == before and t["to"] == after), [])
-        if keep == "all":
-            out.append(dict(entry))  # history, exactly as reported
-        else:
-            out.append({"year": year, **{k: entry.get(k) for k in keep}})
+        after = window.meaning(year, fy)
+        for t in transitions:
+            source, entries = sources[t.get("series", name)]
+            entry = next((e for e in entries if isinstance(e, dict) and e.get("year") == year), None)
+            before = tpl.windows[source.window].meaning(year, fy - 1)
+            if entry is None or t["from"] != before or t["to"] != after:
+                continue
+            if t["keep"] == "all":
+                out.append(dict(entry))  # history, exactly as reported
+            else:
+                out.append({"year": year, **{k: entry.get(k) for k in t["keep"]}})
+            break
     return out
 
 

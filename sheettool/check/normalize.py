@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
-from ..spec.celltypes import CellType
+from .. import wareki
+from ..spec.celltypes import CellType, from_serial
 from ..xlsx.read import ErrorValue
 
 DASHES = {"-", "－", "—", "―", "‐", "‑", "–", "ー", "ｰ", "−"}
@@ -52,6 +54,8 @@ def read_value(raw: Any, ftype: CellType) -> Reading:
     kind = ftype.kind
     if kind in ("integer", "number"):
         return _number(raw, ftype, reading)
+    if kind == "date":
+        return _date(raw, reading)
     if kind == "score":
         return _score(raw, ftype, reading)
     if kind in ("yesno", "mark"):
@@ -97,6 +101,37 @@ def _number(raw: Any, ftype: CellType, reading: Reading) -> Reading:
         reading.value = int(value)
     else:
         reading.value = value
+    return reading
+
+
+_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?")
+_ERA_DATE = re.compile(r"^(令和|平成|R|H)\s*(元|\d{1,2})[年.](\d{1,2})[月.](\d{1,2})日?")
+
+
+def _date(raw: Any, reading: Reading) -> Reading:
+    """A date cell (a day number), or a date typed as text: 2024/6/10, 2024-06-10, 令和6年6月10日, R6.6.10."""
+    if isinstance(raw, float):
+        if not raw.is_integer() or not 36526 <= raw <= 73415:  # 2000-01-01 … 2100-12-31
+            reading.problem = f"「{_show(raw)}」は日付として読み取れません"
+            return reading
+        reading.value = from_serial(raw)
+        return reading
+    text = unicodedata.normalize("NFKC", str(raw)).strip()
+    m = _DATE.match(text)
+    era = _ERA_DATE.match(text)
+    try:
+        if m:
+            value = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        elif era:
+            year = wareki.to_western(era.group(1), era.group(2))
+            value = date(year, int(era.group(3)), int(era.group(4)))
+        else:
+            raise ValueError(text)
+    except ValueError:
+        reading.problem = f"「{raw}」は日付として読み取れません"
+        return reading
+    reading.value = value.isoformat()
+    reading.changes.append("文字列として入力された日付を日付として読みました")
     return reading
 
 

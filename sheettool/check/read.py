@@ -109,6 +109,32 @@ def read_fields(ctx: Context) -> None:
                     changes="、".join(reading.changes))
         if reading.value is not None:
             ctx.tpl.set_(ctx.record, placed.path, reading.value)
+    _one_box_ticked(ctx)
+
+
+def _one_box_ticked(ctx: Context) -> None:
+    """A single choice shown as check boxes: more than one ticked is an error (none is blank)."""
+    ticked: dict[str, list[Any]] = {}
+    for path, reading in ctx.readings.items():
+        if reading.value is True:
+            head = path.rpartition(".")[0]
+            leaf = ctx.tpl.field(head)
+            if leaf is not None and leaf.kind != "multi" and leaf.options:
+                ticked.setdefault(head, []).append(path)
+    for head, paths in ticked.items():
+        if len(paths) > 1:
+            placed = ctx.placement.fields[paths[0]]
+            labels = "、".join(o.label for o in ctx.tpl.field(head).options
+                              if f"{head}.{o.key}" in paths)
+            ctx.add("V304", placed, label=ctx.tpl.label(head), chosen=labels)
+            _clear(ctx, head)
+
+
+def _clear(ctx: Context, path: str) -> None:
+    head, _, name = path.rpartition(".")
+    node = ctx.tpl.get(ctx.record, head) if head else ctx.record
+    if isinstance(node, dict):
+        node[name] = None
 
 
 def recompute(ctx: Context, placed: Placed) -> Any:

@@ -6,6 +6,7 @@ findings through the context; conditions are evaluated over the record read.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
@@ -34,13 +35,25 @@ def _holds(ctx: Context, record: dict[str, Any], text: str) -> tuple[bool, dict[
     return result is True or (isinstance(result, Decimal) and result != 0), values
 
 
+def years(path: str, fiscal_year: int) -> str:
+    """``{fiscal_year}``, ``{fiscal_year+1}``, ``{fiscal_year-1}`` … of a rule's path filled in."""
+    return re.sub(r"\{fiscal_year([+-]\d+)?\}", lambda m: str(fiscal_year + int(m.group(1) or 0)), path)
+
+
 def required(ctx: Context, record: dict[str, Any], rule: Rule) -> None:
-    """Fields that must be filled (``{fiscal_year}``: the year evaluated)."""
+    """Fields that must be filled (``{fiscal_year}``: the year evaluated); a check-box set needs one box."""
     for path in rule.fields:
-        path = path.replace("{fiscal_year}", str(ctx.placement.fiscal_year))
+        path = years(path, ctx.placement.fiscal_year)
         placed = ctx.placement.fields.get(path)
+        if placed is None:
+            boxes = [p for p in ctx.placement.fields.values() if p.path.rpartition(".")[0] == path
+                     and ctx.tpl.cell_type(p.path).kind == "mark"]
+            readings = [ctx.readings.get(p.path) for p in boxes]
+            if boxes and not any(r is not None and (r.value or r.problem) for r in readings):
+                ctx.add(rule.code, boxes[0], label=ctx.tpl.label(path), **_wording(rule))
+            continue
         reading = ctx.readings.get(path)
-        if placed is None or (reading and (reading.problem or reading.dash)):
+        if reading and (reading.problem or reading.dash):
             continue
         if reading is None or reading.value is None:
             ctx.add(rule.code, placed, **_wording(rule))

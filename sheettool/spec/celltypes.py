@@ -8,6 +8,7 @@ template.json) and never copied.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from .fields import Choices, Field
@@ -17,7 +18,7 @@ NUMERIC = ("integer", "number")
 
 @dataclass(frozen=True)
 class CellType:
-    """``kind``: integer, number, text, code, enum, yesno, coded, score or mark.
+    """``kind``: integer, number, date, text, code, enum, yesno, coded, score or mark.
 
     ``coded`` is an integer or code shown by its label ("09産業と…"); ``score`` a scale
     ("1"…"5", "A"…"C"), possibly with a dash; ``mark`` one check box of a choice set.
@@ -63,6 +64,8 @@ class CellType:
             return int(value)
         if self.kind == "number":
             return float(value)
+        if self.kind == "date":
+            return excel_serial(value)
         return str(value)
 
     def validation(self) -> dict[str, Any] | None:
@@ -73,7 +76,7 @@ class CellType:
         label = self.title or self.label
         title = _short(label, 32)
         if self.kind in ("enum", "yesno", "coded", "score", "mark"):
-            source = f"={self.list_name}" if self.list_name else list(self.choices)
+            source = f"={self.list_name}" if self.list_name else [c for c in self.choices if c]
             opts = {"validate": "list", "source": source,
                     "input_message": self.prompt or "一覧から選んでください。",
                     "error_message": f"{label}は一覧から選んでください。"}
@@ -85,6 +88,11 @@ class CellType:
                     "input_message": f"{_num(lo)}～{_num(hi)}の{what}を半角で入力してください。",
                     "error_message": (f"{label}には{_num(lo)}～{_num(hi)}の{what}を入力してください。"
                                       "全角文字や単位は入力できません。")}
+        elif self.kind == "date":
+            opts = {"validate": "date", "criteria": "between", "minimum": date(2000, 1, 1),
+                    "maximum": date(2100, 12, 31),
+                    "input_message": "日付を入力してください（例: 2024/6/10）。",
+                    "error_message": f"{label}には日付を入力してください（例: 2024/6/10）。"}
         elif self.kind in ("text", "code") and self.max_length:
             opts = {"validate": "length", "criteria": "<=", "value": self.max_length,
                     "input_message": f"{self.max_length}文字以内で入力してください。",
@@ -99,6 +107,22 @@ class CellType:
     def ime_mode(self) -> str:
         """Excel imeMode: off for numbers and codes, hiragana for Japanese text."""
         return "hiragana" if self.kind == "text" else "off"
+
+
+_EPOCH = date(1899, 12, 30)  # Excel's day 0 (for dates from 1900-03-01)
+
+
+def excel_serial(value: Any) -> int | None:
+    """An ISO date ("2024-06-10") as the day number a spreadsheet stores."""
+    try:
+        return (date.fromisoformat(str(value)) - _EPOCH).days
+    except ValueError:
+        return None
+
+
+def from_serial(serial: float) -> str:
+    """The ISO date of a spreadsheet day number."""
+    return (_EPOCH + timedelta(days=int(serial))).isoformat()
 
 
 def _num(x: float | None) -> str:
@@ -122,8 +146,9 @@ def cell_type(leaf: Field, label: str, lists: dict[str, Choices], option: str | 
     if leaf.parent is not None and leaf.parent.kind == "list" and choices is not None:
         title = leaf.parent.titled  # a dropdown slot of a list is named after the list
     if option is not None:
-        marks = choices.marks if choices else ("■", "□")
-        return CellType("mark", label, title, choices=marks, prompt="チェックする場合は「" + marks[0] + "」を選んでください。")
+        marks = leaf.marks
+        return CellType("mark", label, title, choices=marks,
+                        prompt=f"選ぶときは「{marks[0]}」、選ばないときは「{marks[1] or '空欄'}」にしてください。")
     kind = leaf.kind
     if kind == "yesno":
         assert choices is not None
@@ -140,4 +165,6 @@ def cell_type(leaf: Field, label: str, lists: dict[str, Choices], option: str | 
         return CellType("coded", label, title, **common)
     if kind in NUMERIC:
         return CellType(kind, label, title, leaf.min, leaf.max, decimals=leaf.decimals)
+    if kind == "date":
+        return CellType("date", label, title)
     return CellType("code" if kind == "code" else "text", label, title, max_length=leaf.max_length)

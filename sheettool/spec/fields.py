@@ -7,7 +7,8 @@ slots) or a list (positional items). A field path names one value, as CONTRACT �
 list entries are keyed by year, by number or by 1-based position —
 ``costs.2022.budget``, ``indicators.1.2021.actual`` (a series marked ``inline`` is keyed
 directly under its repeat item), ``sdgs.1``, ``strategy_plan.1.pillar``. A multiple
-choice placed as check boxes has one path per option: ``execution.staff``.
+choice placed as check boxes (■/□) has one path per option: ``delivery.2``; so has a single
+choice with ``options`` (one box per option, exactly one ticked).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from .. import wareki
 
-LEAVES = ("text", "code", "integer", "number", "choice", "yesno", "scale", "multi")
+LEAVES = ("text", "code", "integer", "number", "date", "choice", "yesno", "scale", "multi")
 CONTAINERS = ("group", "series", "repeat", "list")
 SERIES_KEY = "year"
 REPEAT_KEY = "no"
@@ -112,7 +113,9 @@ class Field:
     label_prefix: bool = False
     omit_empty: bool = False
     entered_by: str = "department"  # or "office": never typed by a department (二次評価)
+    placed: bool = True  # False: not on the city's sheet (read back as null)
     options: tuple[Option, ...] = ()
+    marks: tuple[str, str] = ("■", "□")  # a check box's (chosen, not chosen) marks
     fields: dict[str, Field] = field(default_factory=dict)
     item: Field | None = None
     parent: Field | None = field(default=None, compare=False, repr=False)
@@ -145,7 +148,7 @@ class Field:
 
 _ATTRS = {"kind", "title", "unit", "required", "min", "max", "decimals", "min_length", "max_length",
           "pattern", "list", "unique", "max_items", "window", "inline", "item_title", "key_title",
-          "label_prefix", "omit_empty", "entered_by", "options", "fields", "item"}
+          "label_prefix", "omit_empty", "entered_by", "placed", "options", "marks", "fields", "item"}
 
 
 def parse_field(name: str, data: dict[str, Any], where: str = "") -> Field:
@@ -167,7 +170,9 @@ def parse_field(name: str, data: dict[str, Any], where: str = "") -> Field:
         raise FieldError(f"{where}: series には window が必要です")
     options = tuple(Option(str(o.get("key", i)), o.get("value", o.get("label")), o.get("label", str(o.get("value"))))
                     for i, o in enumerate(data.get("options") or [], start=1))
-    attrs = {k: v for k, v in data.items() if k not in ("fields", "item", "options")}
+    attrs = {k: v for k, v in data.items() if k not in ("fields", "item", "options", "marks")}
+    if "marks" in data:
+        attrs["marks"] = tuple(data["marks"])
     node = Field(name=name, fields=children, item=item, options=options, **attrs)
     for child in (*children.values(), *([item] if item else [])):
         object.__setattr__(child, "parent", node)
@@ -201,7 +206,7 @@ def steps(root: Field, path: str) -> list[Step] | None:
     out: list[Step] = []
     i = 0
     while i < len(parts):
-        if node.kind == "multi":  # an option of a multiple choice: the last step
+        if node.options:  # an option of a check-box set: the last step
             if i != len(parts) - 1 or not any(o.key == parts[i] for o in node.options):
                 return None
             out[-1] = Step(node, parts[i])
@@ -275,10 +280,12 @@ def get(root: Field, record: Any, path: str) -> Any:
     node = record
     for step in found:
         f = step.field
-        if f.kind == "multi" and step.key is not None:
+        if f.options and step.key is not None:
             chosen = node.get(f.name) if isinstance(node, dict) else None
             option = next(o for o in f.options if o.key == step.key)
-            return isinstance(chosen, list) and option.value in chosen
+            if f.kind == "multi":
+                return isinstance(chosen, list) and option.value in chosen
+            return chosen == option.value
         if f.keyed and step.key is not None:
             node = _entry(node, step)
         else:
@@ -301,6 +308,13 @@ def set_(root: Field, record: dict[str, Any], path: str, value: Any) -> None:
     for k, step in enumerate(found):
         f = step.field
         last = k == len(found) - 1
+        if f.options and step.key is not None and f.kind != "multi":
+            option = next(o for o in f.options if o.key == step.key)
+            if value:
+                node[f.name] = option.value
+            elif node.get(f.name) == option.value:
+                node[f.name] = None
+            return
         if f.kind == "multi" and step.key is not None:
             option = next(o for o in f.options if o.key == step.key)
             chosen = node.setdefault(f.name, None) or []
@@ -365,7 +379,7 @@ def label(root: Field, path: str) -> str:
             if last:
                 return prefix + head
             prefix += head + "の"
-        elif f.kind == "multi" and step.key is not None:
+        elif f.options and step.key is not None:
             option = next(o for o in f.options if o.key == step.key)
             return f"{prefix}{f.titled}（{option.label}）"
         elif last:

@@ -8,7 +8,7 @@ cannot drift. Rows and columns of ``Placed`` are 0-based; the spec's rows are 1-
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -171,7 +171,10 @@ def _place(layout: Layout, fiscal_year: int) -> Placement:
     items: list[Placed] = []
     heights: dict[int, float] = {}
     line_height = layout.spec.get("line_height", 13.5)
-    context = {"fiscal_label": wareki.fiscal_label(fiscal_year), "fiscal_year": fiscal_year}
+    context: dict[str, Any] = {"fiscal_label": wareki.fiscal_label(fiscal_year), "fiscal_year": fiscal_year}
+    for k in range(1, 5):  # the years around the evaluated one, as text cells name them
+        context[f"fiscal_label+{k}"] = wareki.fiscal_label(fiscal_year + k)
+        context[f"fiscal_label-{k}"] = wareki.fiscal_label(fiscal_year - k)
     last_col = max(xl_cell_to_rowcol(c + "1")[1] for c in layout.spec["columns"])
 
     def walk(blocks: list[dict], base: int, subs: dict[str, str], where: str) -> None:
@@ -197,6 +200,12 @@ def _place(layout: Layout, fiscal_year: int) -> Placement:
                                           f"{here}/cells/{k}"))
 
     walk(layout.spec["blocks"], 0, {}, "/blocks")
+    # an item merged over several rows holds the lines of all of them
+    default = layout.spec.get("default_row_height", 18)
+    per_row = {r: max(1, int((h - 4) / line_height)) for r, h in heights.items()}
+    items = [replace(p, lines=sum(per_row.get(r, max(1, int(default / line_height)))
+                                  for r in range(p.row, p.last_row + 1)))
+             if p.last_row > p.row and p.kind == "field" else p for p in items]
     return Placement(fiscal_year, items, heights)
 
 
@@ -219,13 +228,15 @@ def _expand_cell(layout: Layout, cell: dict, row: int, lines: int, fy: int, subs
         window = layout.windows[cell["window"]]
         out = []
         for col_name, year in zip(layout.columns[cell["window"]], window.years(fy), strict=True):
-            col = _cols(col_name)[0]
+            col, last = _cols(col_name)
             ysubs = {**subs, "year": str(year)}
             if "header" in cell:
                 text = cell["header"].replace("{fiscal_label}", wareki.fiscal_label(year))
-                out.append(Placed("header", row, col, last_row, col, text=_sub(text, ysubs), year=year, **common))
+                text = text.replace("{meaning}", window.meaning(year, fy) or "")
+                out.append(Placed("header", row, col, last_row, last, text=_sub(text, ysubs), year=year,
+                                  **common))
             else:
-                out.append(_field(layout, cell, row, col, last_row, col, ysubs, year, common))
+                out.append(_field(layout, cell, row, col, last_row, last, ysubs, year, common))
         return out
     col, last_col = _cols(cell["cols"])
     if "label" in cell:

@@ -10,6 +10,7 @@ schemas are current. ``generate`` and ``check`` refuse a template with problems.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -68,8 +69,8 @@ def _fields(tpl: Template) -> list[Problem]:
     def walk(f: Field, pointer: str) -> None:
         if f.list and f.list not in tpl.lists:
             out.append(Problem("fields.json", f"{pointer}/list", f"選択肢「{f.list}」は template.json の lists にありません。"))
-        if f.kind in ("choice", "scale") and not f.list:
-            out.append(Problem("fields.json", pointer, "選択肢（list）の指定がありません。"))
+        if f.kind in ("choice", "scale") and not f.list and not f.options:
+            out.append(Problem("fields.json", pointer, "選択肢（list か options）の指定がありません。"))
         if f.kind == "yesno" and "yesno" not in tpl.lists and not f.list:
             out.append(Problem("fields.json", pointer, "有無の選択肢（lists の yesno）がありません。"))
         if f.kind == "series" and f.window not in tpl.windows:
@@ -93,12 +94,11 @@ def expected_paths(tpl: Template, fiscal_year: int) -> dict[str, Field]:
 
     def walk(f: Field, prefix: str) -> None:
         path = f"{prefix}{f.name}"
-        if f.kind == "multi":
-            if f.options:
-                for o in f.options:
-                    out[f"{path}.{o.key}"] = f
-            else:
-                out[path] = f
+        if not f.placed:
+            return
+        if f.options:  # a check-box set: one box per option
+            for o in f.options:
+                out[f"{path}.{o.key}"] = f
         elif f.is_leaf:
             out[path] = f
         elif f.kind == "group":
@@ -206,7 +206,7 @@ def _cycles(tpl: Template, placement: Any, targets: dict[str, Any]) -> list[Prob
 
 def _exists(tpl: Template, path: str) -> bool:
     """A field path (placeholders allowed) names a field of the tree."""
-    concrete = path.replace("{fiscal_year}", str(SAMPLE_YEAR)).replace("{year}", str(SAMPLE_YEAR))
+    concrete = re.sub(r"\{fiscal_year([+-]\d+)?\}", str(SAMPLE_YEAR), path).replace("{year}", str(SAMPLE_YEAR))
     concrete = concrete.replace("{n}", "1")
     return fields_mod.steps(tpl.tree, concrete) is not None
 
@@ -268,11 +268,18 @@ def _rollforward(tpl: Template) -> list[Problem]:
         window = tpl.windows.get(series.window or "")
         meanings = {m for _, _, m in window.meanings} if window else set()
         for i, t in enumerate(transitions):
-            for end in ("from", "to"):
-                if t[end] not in meanings:
+            source = _series(tpl, t["series"]) if t.get("series") else series
+            if source is None:
+                out.append(Problem("rollforward.json", f"/shift/{path}/{i}/series",
+                                   f"「{t['series']}」は年度の並ぶ項目（series）ではありません。"))
+                continue
+            source_window = tpl.windows.get(source.window or "")
+            for end, known in (("from", {m for _, _, m in source_window.meanings} if source_window else set()),
+                               ("to", meanings)):
+                if t[end] not in known:
                     out.append(Problem("rollforward.json", f"/shift/{path}/{i}/{end}",
-                                       f"列の意味「{t[end]}」は年度の窓「{series.window}」にありません"
-                                       f"（あるもの: {'、'.join(sorted(meanings))}）。"))
+                                       f"列の意味「{t[end]}」はこの年度の窓にありません"
+                                       f"（あるもの: {'、'.join(sorted(known))}）。"))
             if t["keep"] != "all":
                 for k in t["keep"]:
                     if k not in series.fields:

@@ -29,15 +29,19 @@ Rate = Mapping[str, Any]  # one year's rates by field name (円)
 class Rates:
     """Rates by Western fiscal year."""
 
-    def __init__(self, by_year: dict[int, dict[str, Any]], source: str = "") -> None:
+    def __init__(self, by_year: dict[int, dict[str, Any]], source: str = "", *, latest: bool = False) -> None:
         self.by_year = by_year
         self.source = source
+        self.latest = latest  # a year after the last one takes the last one's rates (plan years)
 
     def get(self, year: int) -> Rate | None:
-        return self.by_year.get(year)
+        found = self.by_year.get(year)
+        if found is None and self.latest and self.by_year and year > max(self.by_year):
+            found = self.by_year[max(self.by_year)]
+        return found
 
     def value(self, year: int, key: str) -> Any:
-        rate = self.by_year.get(year)
+        rate = self.get(year)
         return rate.get(key) if rate else None
 
     def years(self) -> list[int]:
@@ -45,7 +49,8 @@ class Rates:
 
     def merged(self, other: Rates) -> Rates:
         """These rates with ``other``'s years laid over them (a year of ``other`` replaces one here)."""
-        return Rates({**self.by_year, **other.by_year}, other.source or self.source)
+        return Rates({**self.by_year, **other.by_year}, other.source or self.source,
+                     latest=self.latest or other.latest)
 
     @classmethod
     def from_json(cls, data: object, template: Template, source: str = "") -> Rates:
@@ -60,7 +65,7 @@ class Rates:
         for year, values in data.items():
             by_year[int(year)] = {k: (int(v) if template.rate_fields[k].kind == "integer" else v)
                                   for k, v in values.items() if k in template.rate_fields}
-        return cls(by_year, source)
+        return cls(by_year, source, latest=template.rates_future == "latest")
 
     @classmethod
     def load(cls, path: str | Path, template: Template) -> Rates:
@@ -79,7 +84,9 @@ class Rates:
     def bundled(cls, template: Template) -> Rates:
         """The template's own rates (empty when it has none)."""
         path = template.default_rates_path
-        return cls.load(path, template) if path is not None and path.is_file() else cls({}, "")
+        if path is not None and path.is_file():
+            return cls.load(path, template)
+        return cls({}, "", latest=template.rates_future == "latest")
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -39,6 +39,8 @@ def field_schema(f: Field, lists: dict[str, Choices], required: bool | None = No
         for key, name in (("min_length", "minLength"), ("max_length", "maxLength"), ("pattern", "pattern")):
             if getattr(f, key) is not None:
                 out[name] = getattr(f, key)
+    elif kind == "date":
+        out.update(type=_nullable("string", req), format="date", pattern=r"^\d{4}-\d{2}-\d{2}$")
     elif kind in ("integer", "number"):
         out["type"] = _nullable(kind, req)
         if f.min is not None:
@@ -47,6 +49,8 @@ def field_schema(f: Field, lists: dict[str, Choices], required: bool | None = No
             out["maximum"] = f.max
     elif kind == "yesno":
         out["type"] = _nullable("boolean", req)
+    elif kind in ("choice", "scale") and f.options and not f.list:
+        out["enum"] = [o.value for o in f.options] + ([] if req else [None])
     elif kind in ("choice", "scale"):
         values = list(lists[f.list].values)
         if kind == "scale" and all(isinstance(v, int) for v in values) and values == list(

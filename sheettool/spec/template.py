@@ -104,6 +104,7 @@ class Template:
         self.rates_title: str = rates.get("title", "単価（年度別）")
         self.rates_item_title: str = rates.get("item_title", "年度の単価")
         self.rates_file: str | None = rates.get("file")
+        self.rates_future: str | None = rates.get("future")
         self.tables: dict[str, dict[str, str]] = self._tables(meta.get("tables") or {})
         self.formulas: dict[str, FormulaDef] = {}
         for name, data in self.raw["formulas.json"].items():
@@ -195,7 +196,7 @@ class Template:
                 raise KeyError(path)
             last = steps[-1]
             leaf = last.field.item if last.field.kind == "list" and last.key is not None else last.field
-            option = last.key if leaf.kind == "multi" else None
+            option = last.key if leaf.options and last.key is not None else None
             found = self._types[key] = cell_type(leaf, self.label(path), self.lists, option)
         return found
 
@@ -355,7 +356,7 @@ class Template:
 
 def _group(f: Field, value: Any) -> dict[str, Any]:
     value = value if isinstance(value, dict) else {}
-    return {k: value.get(k) for k in f.fields}
+    return {k: _group(c, value.get(k)) if c.kind == "group" else value.get(k) for k, c in f.fields.items()}
 
 
 def _canonical(f: Field, value: Any) -> Any:

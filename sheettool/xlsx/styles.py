@@ -25,9 +25,14 @@ _LABELS: dict[str, dict[str, Any]] = {
     "label_small": {"bg_color": LABEL_FILL, "valign": "vcenter", "text_wrap": True, "font_size": 8, **_BORDER},
     "label_vertical": {"bg_color": LABEL_FILL, "valign": "vcenter", "align": "center", "rotation": 270, **_BORDER},
     "label_number": {"bg_color": LABEL_FILL, "valign": "vcenter", "align": "center", "bold": True, **_BORDER},
+    "label_plain": {"valign": "vcenter", "text_wrap": True, **_BORDER},
+    "label_plain_small": {"valign": "vcenter", "text_wrap": True, "font_size": 8, **_BORDER},
+    "subsection": {"bold": True, "valign": "vcenter", "bg_color": LABEL_FILL, **_BORDER},
     "unit": {"bg_color": LABEL_FILL, "valign": "vcenter", "align": "center", "font_size": 8, **_BORDER},
     "header": {"bg_color": LABEL_FILL, "valign": "vcenter", "align": "center", "text_wrap": True,
                "font_size": 9, **_BORDER},
+    "header_small": {"bg_color": LABEL_FILL, "valign": "vcenter", "align": "center", "text_wrap": True,
+                     "font_size": 8, **_BORDER},
 }
 
 _FILLS = {"input": INPUT_FILL, "formula": FORMULA_FILL, "locked": LOCKED_FILL}
