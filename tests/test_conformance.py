@@ -188,3 +188,30 @@ def test_every_formula_is_the_same_in_excel_text_and_python(tid):
         blank = expr.evaluate(Env(lambda p: None, tpl.tables))
         assert blank in (None, "") or not isinstance(blank, str), placed.path
         copy.deepcopy(expr)
+
+
+def test_a_mixed_inbox_keeps_each_template_apart(tmp_path):
+    """Returns of two templates in one inbox: one master book per template, 様式違い for the others."""
+    tsukuba = spec.load("tsukuba")
+    fukaya = spec.load("fukaya")
+    t_records = [synthetic_record(tsukuba, 2022, s) for s in (5, 6)]
+    f_records = [synthetic_record(fukaya, 2023, 7)]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for path in [*generate(t_records, inbox / "a").values(), *generate(f_records, inbox / "b").values()]:
+        assert path.is_file()
+    rc, out, err = run_cli("collect", inbox, "--out", tmp_path / "m.xlsx")
+    assert "様式違い 1件" in out, out
+    wb = openpyxl.load_workbook(tmp_path / "m.xlsx", read_only=True)
+    listed = [row[0] for row in wb["一覧"].iter_rows(min_row=2, values_only=True) if row[0]]
+    assert sorted(listed) == sorted(r["project_no"] for r in t_records)  # no fukaya row among them
+    findings = [row for row in wb["指摘一覧"].iter_rows(min_row=2, values_only=True) if row[0]]
+    assert [r for r in findings if r[10] == "C801" and r[0] == f_records[0]["project_no"]]
+    wb.close()
+    rc, out, err = run_cli("collect", inbox, "--out", tmp_path / "f.xlsx", "--template", "fukaya")
+    wb = openpyxl.load_workbook(tmp_path / "f.xlsx", read_only=True)
+    listed = [row[0] for row in wb["一覧"].iter_rows(min_row=2, values_only=True) if row[0]]
+    assert listed == [f_records[0]["project_no"]]
+    header = next(wb["一覧"].iter_rows(max_row=1, values_only=True))
+    assert any("総事業費試算（円）" in str(h) for h in header)  # the fukaya columns
+    wb.close()

@@ -14,6 +14,7 @@ at its sheet and cell:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from .. import findings
@@ -28,11 +29,12 @@ __all__ = ["CheckResult", "check_bytes", "check_file"]
 
 
 def check_file(path: str | Path, *, display_name: str | None = None,
-               template: str | None = None) -> CheckResult:
+               template: str | None = None, known: Mapping[str, str] | None = None) -> CheckResult:
     """Read and check one returned workbook; never raises for a bad file.
 
     ``template`` (a name under templates/ or a folder) overrides the one its
-    ``_meta`` names, for templates generated with ``--template <folder>``.
+    ``_meta`` names, for templates generated with ``--template <folder>``; ``known`` maps
+    template ids to the folders to read them by (collect reads every file by its own id).
     """
     path = Path(path)
     name = display_name or path.name
@@ -43,39 +45,42 @@ def check_file(path: str | Path, *, display_name: str | None = None,
     except OSError as e:
         return CheckResult(name, None, [findings.make("F100", file=name, detail=e.strerror or str(e))],
                            readable=False)
-    return _check_package(pkg, name, template)
+    return _check_package(pkg, name, template, known)
 
 
-def check_bytes(data: bytes, name: str, template: str | None = None) -> CheckResult:
+def check_bytes(data: bytes, name: str, template: str | None = None,
+                known: Mapping[str, str] | None = None) -> CheckResult:
     """``check_file`` for content already read (collect checks exactly what it archives)."""
     try:
         pkg = package_from_bytes(name, data)
     except UnreadableFile as e:
         return CheckResult(name, None, [e.finding], readable=False)
-    return _check_package(pkg, name, template)
+    return _check_package(pkg, name, template, known)
 
 
-def _check_package(pkg: Package, name: str, template: str | None = None) -> CheckResult:
+def _check_package(pkg: Package, name: str, template: str | None = None,
+                   known: Mapping[str, str] | None = None) -> CheckResult:
     try:
         book = Book(pkg)
     except UnreadableFile as e:
         return CheckResult(name, None, [e.finding], readable=False)
     result = CheckResult(name, None, list(pkg.warnings))
     try:
-        _check_book(book, name, result, template)
+        _check_book(book, name, result, template, known)
     except UnreadableFile as e:  # a part that fails to parse once we get to it
         # what was said about the content so far (T201, T206, ...) is moot: the file is unreadable
         return CheckResult(name, None, [*pkg.warnings, e.finding], readable=False)
     return result
 
 
-def _check_book(book: Book, name: str, result: CheckResult, template: str | None = None) -> None:
+def _check_book(book: Book, name: str, result: CheckResult, template: str | None = None,
+                known: Mapping[str, str] | None = None) -> None:
     meta = read_meta(book)
     result.meta = meta
     if not meta:
         result.findings.append(findings.make("T201", file=name))
     foreign = not meta and not any(n.startswith("f_") for n in book.names)
-    tpl, template_findings = tamper.template_of(meta, template)
+    tpl, template_findings = tamper.template_of(meta, template, known)
     result.template = tpl.id
     result.findings.extend(template_findings)
     sheet = main_sheet(book, tpl)

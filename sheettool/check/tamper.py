@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from functools import lru_cache
+from collections.abc import Mapping
 from typing import Any
 
 from .. import findings
@@ -22,13 +23,16 @@ from .read import UNREADABLE, recompute
 _OWN_SHEETS = ("_lists", meta_mod.SHEET)
 
 
-def template_of(meta: dict[str, Any], override: str | None = None) -> tuple[Template, list[Finding]]:
+def template_of(meta: dict[str, Any], override: str | None = None,
+                known: Mapping[str, str] | None = None) -> tuple[Template, list[Finding]]:
     """The template the workbook was made from, and findings about its id and version.
 
-    ``override`` is the template the user named (``--template``); it must exist.
+    ``override`` is the template the user named (``check --template``); it must exist.
+    ``known`` maps template ids to folders to load them from (collect's ``--template DIR``).
     """
     found: list[Finding] = []
     template_id = override or meta.get("template_id") or DEFAULT_TEMPLATE
+    template_id = (known or {}).get(str(template_id), template_id)
     try:
         lay = load(str(template_id))
     except TemplateError:

@@ -66,7 +66,7 @@ class _Task:
     relpath: str
     mtime_ns: int
     workspace: str
-    template: str | None = None
+    known: tuple[tuple[str, str], ...] = ()  # template id → folder, for templates given as a folder
 
 
 def inbox_files(inbox: Path, exclude: tuple[Path, ...] = ()) -> Iterator[Path]:
@@ -97,7 +97,7 @@ def _work(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
                              readable=False)
         return task, sha256_bytes(data), data, result
     sha = sha256_bytes(data)
-    result = check_bytes(data, task.relpath, task.template)
+    result = check_bytes(data, task.relpath, known=dict(task.known))
     # Archived here, in parallel, before the ledger records it (the fsyncs are most of a file's cost).
     archive_content(Path(task.workspace), sha, archive_ext(task.relpath), data)
     return task, sha, Archived(len(data)), result
@@ -111,6 +111,10 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
     inbox, master = Path(inbox), Path(master)
     workspace = Path(store) if store else workspace_for(master)
     result = CollectResult(expected=expected)
+    known = ()
+    if template:  # read every file by its own template; the given folder stands for its id
+        given = load(template)
+        known = ((given.id, str(given.directory)),)
     with Ledger.open(workspace) as ledger:
         ledger.tidy()  # half-written archive files of a killed run
         tasks = []
@@ -122,7 +126,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
             if sha is not None and ledger.has_result(sha):
                 ledger.record(rel, None, sha, st.st_mtime_ns, None)
             else:
-                tasks.append(_Task(str(path), rel, st.st_mtime_ns, str(workspace), template))
+                tasks.append(_Task(str(path), rel, st.st_mtime_ns, str(workspace), known))
         show = sys.stderr.isatty() if progress is None else progress
         for done, (task, sha, data, checked) in enumerate(_run(tasks, jobs), start=1):
             # content already known (a copy under another name) keeps its first result
