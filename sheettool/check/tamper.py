@@ -7,9 +7,9 @@ protection, so neither counts as tampering here.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
-from collections.abc import Mapping
 from typing import Any
 
 from .. import findings
