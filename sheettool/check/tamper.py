@@ -105,6 +105,8 @@ def check_formulas(ctx: Context) -> None:
             ctx.add("T204", placed, cached=_text(ctx.value(placed)), computed=_text(computed))
         if placed.kind == "field" and isinstance(computed, Decimal):
             _set(ctx, placed, computed)
+        elif placed.kind == "field" and isinstance(computed, str):
+            ctx.tpl.set_(ctx.record, placed.path, computed)
 
 
 def _set(ctx: Context, placed: Placed, value: Any) -> None:

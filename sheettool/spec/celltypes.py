@@ -18,7 +18,10 @@ NUMERIC = ("integer", "number")
 
 @dataclass(frozen=True)
 class CellType:
-    """``kind``: integer, number, date, text, code, enum, yesno, coded, score or mark.
+    """``kind``: integer, number, date, text, code, enum, yesno, coded, score, mark or joined.
+
+    ``joined`` is a list of values in one cell, separated by ``separator`` (the labels of a
+    multiple choice, or codes matching ``pattern``).
 
     ``coded`` is an integer or code shown by its label ("09産業と…"); ``score`` a scale
     ("1"…"5", "A"…"C"), possibly with a dash; ``mark`` one check box of a choice set.
@@ -40,6 +43,8 @@ class CellType:
     decimals: int | None = None
     what: str | None = None  # how a message names a coded value: "SDGsの目標"
     spoken: str | None = None  # how a reading names it: "目標{value}"
+    separator: str | None = None  # of a joined cell
+    pattern: str | None = None  # of each item of a joined cell without choices
 
     @property
     def numeric(self) -> bool:
@@ -66,6 +71,10 @@ class CellType:
             return float(value)
         if self.kind == "date":
             return excel_serial(value)
+        if self.kind == "joined":
+            items = value if isinstance(value, list | tuple) else [value]
+            labels = dict(zip(self.values, self.choices, strict=False))
+            return self.separator.join(str(labels.get(v, v)) for v in items) or None
         return str(value)
 
     def validation(self) -> dict[str, Any] | None:
@@ -88,6 +97,11 @@ class CellType:
                     "input_message": f"{_num(lo)}～{_num(hi)}の{what}を半角で入力してください。",
                     "error_message": (f"{label}には{_num(lo)}～{_num(hi)}の{what}を入力してください。"
                                       "全角文字や単位は入力できません。")}
+        elif self.kind == "joined":
+            shown = "、".join(self.choices) if self.choices else "例: 8.4 9.1"
+            opts = {"validate": "length", "criteria": "<=", "value": 255,
+                    "input_message": _short(f"「{self.separator}」で区切って入力してください（{shown}）。", 255),
+                    "error_message": f"{label}が長すぎます。"}
         elif self.kind == "date":
             opts = {"validate": "date", "criteria": "between", "minimum": date(2000, 1, 1),
                     "maximum": date(2100, 12, 31),
@@ -145,6 +159,12 @@ def cell_type(leaf: Field, label: str, lists: dict[str, Choices], option: str | 
     choices = lists.get(list_key) if list_key else None
     if leaf.parent is not None and leaf.parent.kind == "list" and choices is not None:
         title = leaf.parent.titled  # a dropdown slot of a list is named after the list
+    if leaf.joined:
+        values = tuple(o.value for o in leaf.options)
+        labels = tuple(o.label for o in leaf.options)
+        item = leaf.item
+        return CellType("joined", label, title, choices=labels, values=values, separator=leaf.joined,
+                        pattern=item.pattern if item is not None else None)
     if option is not None:
         marks = leaf.marks
         return CellType("mark", label, title, choices=marks,

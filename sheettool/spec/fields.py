@@ -116,6 +116,8 @@ class Field:
     placed: bool = True  # False: not on the city's sheet (read back as null)
     options: tuple[Option, ...] = ()
     marks: tuple[str, str] = ("■", "□")  # a check box's (chosen, not chosen) marks
+    joined: str | None = None  # a multiple choice or list shown in one cell, items joined by this
+    in_years: str | None = None  # a year entry's field only in these years ("..2": up to fiscal year + 2)
     fields: dict[str, Field] = field(default_factory=dict)
     item: Field | None = None
     parent: Field | None = field(default=None, compare=False, repr=False)
@@ -127,11 +129,20 @@ class Field:
 
     @property
     def is_leaf(self) -> bool:
-        return self.kind in LEAVES
+        """A value of one cell: a leaf kind, or a list shown joined in one cell."""
+        return self.kind in LEAVES or (self.kind == "list" and bool(self.joined))
 
     @property
     def keyed(self) -> bool:
-        return self.kind in ("series", "repeat", "list")
+        return self.kind in ("series", "repeat") or (self.kind == "list" and not self.joined)
+
+    def exists_in(self, offset: int) -> bool:
+        """Whether a year entry's field exists ``offset`` years from the fiscal year (``in_years``)."""
+        if not self.in_years:
+            return True
+        lo, sep, hi = self.in_years.partition("..")
+        hi = hi if sep else lo
+        return (not lo or offset >= int(lo)) and (not hi or offset <= int(hi))
 
     def inline_series(self) -> Field | None:
         """A repeat item's series keyed directly under the item (``indicators.1.2021``)."""
@@ -148,7 +159,8 @@ class Field:
 
 _ATTRS = {"kind", "title", "unit", "required", "min", "max", "decimals", "min_length", "max_length",
           "pattern", "list", "unique", "max_items", "window", "inline", "item_title", "key_title",
-          "label_prefix", "omit_empty", "entered_by", "placed", "options", "marks", "fields", "item"}
+          "label_prefix", "omit_empty", "entered_by", "placed", "options", "marks", "joined", "in_years",
+          "fields", "item"}
 
 
 def parse_field(name: str, data: dict[str, Any], where: str = "") -> Field:
@@ -206,7 +218,7 @@ def steps(root: Field, path: str) -> list[Step] | None:
     out: list[Step] = []
     i = 0
     while i < len(parts):
-        if node.options:  # an option of a check-box set: the last step
+        if node.options and not node.joined:  # an option of a check-box set: the last step
             if i != len(parts) - 1 or not any(o.key == parts[i] for o in node.options):
                 return None
             out[-1] = Step(node, parts[i])

@@ -14,9 +14,10 @@ disagree. ``guard_noise`` adds what keeps the binary arithmetic of a spreadsheet
 decimal result: authors never write it.
 
 Operators: ``+ - * /`` (also ``× ÷ −``), ``&``, comparisons ``= <> < <= > >=``, unary
-minus, parentheses. Functions: IF, AND, OR, NOT, ROUND, ROUNDUP, ROUNDDOWN, SUM, MIN,
-MAX, ABS, LEN, ALLBLANK (every argument blank), ISBLANK, LOOKUP(key, table).
-``items[chosen].member`` sums over the repeat items a multiple choice names (in SUM).
+minus, parentheses. Functions: IF, IFERROR, AND, OR, NOT, ROUND, ROUNDUP, ROUNDDOWN, SUM,
+MIN, MAX, ABS, LEN, ALLBLANK (every argument blank), ISBLANK, LOOKUP(key, table).
+``items[chosen].member`` is the sum of ``member`` over the repeat items the multiple choice
+``chosen`` names (in a year column: that year's entry of each item).
 A blank cell is 0 in arithmetic and equals ``""``; a formula giving ``""`` shows nothing.
 """
 
@@ -197,6 +198,83 @@ class Chosen(Expr):
 
     def evaluate(self, env: Env) -> Value:
         return self.value.evaluate(env) if _truthy(self.flag.evaluate(env)) else Decimal(0)
+
+
+@dataclass(frozen=True)
+class Ticked(Expr):
+    """A check box is ticked: ``cell="■"`` in Excel, True in the record."""
+
+    box: Ref
+    mark: str
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.box,)
+
+    def rebuild(self, children: tuple[Expr, ...]) -> Expr:
+        return Ticked(children[0], self.mark)  # type: ignore[arg-type]
+
+    def excel(self, ref: Callable[[Expr], str]) -> str:
+        return f'{self.box.excel(ref)}="{self.mark}"'
+
+    def evaluate(self, env: Env) -> Value:
+        value = env.value(self.box.path)
+        return value is True or value == self.mark
+
+
+@dataclass(frozen=True)
+class Member(Expr):
+    """Whether ``value`` is among the choices of a multiple choice held in one cell (joined text).
+
+    Excel: ``ISNUMBER(SEARCH("label",cell))``; Python: the value is in the chosen list.
+    """
+
+    choice: Ref
+    value: Any
+    label: str
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.choice,)
+
+    def rebuild(self, children: tuple[Expr, ...]) -> Expr:
+        return Member(children[0], self.value, self.label)  # type: ignore[arg-type]
+
+    def excel(self, ref: Callable[[Expr], str]) -> str:
+        label = self.label.replace('"', '""')
+        return f'ISNUMBER(SEARCH("{label}",{self.choice.excel(ref)}))'
+
+    def evaluate(self, env: Env) -> Value:
+        chosen = env.value(self.choice.path)
+        return isinstance(chosen, list | tuple) and self.value in chosen
+
+
+@dataclass(frozen=True)
+class Select(Expr):
+    """The sum of one member over the repeat items a multiple choice names: ``items[chosen].member``.
+
+    Excel: ``IF(flag1,v1,0)+IF(flag2,v2,0)+…`` (a blank member counts 0).
+    """
+
+    terms: tuple[Chosen, ...]
+
+    prec = 3
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.terms
+
+    def rebuild(self, children: tuple[Expr, ...]) -> Expr:
+        return Select(children)  # type: ignore[arg-type]
+
+    def excel(self, ref: Callable[[Expr], str]) -> str:
+        return "+".join(t.excel(ref) for t in self.terms) if self.terms else "0"
+
+    def evaluate(self, env: Env) -> Value:
+        total = Decimal(0)
+        for term in self.terms:
+            value = _number(term.evaluate(env))
+            if isinstance(value, FormulaError):
+                return value
+            total += value
+        return total
 
 
 @dataclass(frozen=True)
@@ -427,6 +505,11 @@ def score_key(value: Any) -> str:
     return str(int(d)) if d == d.to_integral_value() else str(d)
 
 
+def _iferror(args: tuple[Expr, ...], env: Env) -> Value:
+    value = args[0].evaluate(env)
+    return args[1].evaluate(env) if isinstance(value, FormulaError) else value
+
+
 def _len(args: tuple[Expr, ...], env: Env) -> Value:
     return Decimal(len(_text(args[0].evaluate(env))))
 
@@ -438,6 +521,7 @@ def _abs(args: tuple[Expr, ...], env: Env) -> Value:
 
 _FUNCTIONS: dict[str, Callable[[tuple[Expr, ...], Env], Value]] = {
     "IF": _if,
+    "IFERROR": _iferror,
     "AND": lambda args, env: all(_truthy(a.evaluate(env)) for a in args),
     "OR": lambda args, env: any(_truthy(a.evaluate(env)) for a in args),
     "NOT": lambda args, env: not _truthy(args[0].evaluate(env)),
@@ -453,7 +537,7 @@ _FUNCTIONS: dict[str, Callable[[tuple[Expr, ...], Env], Value]] = {
     "ISBLANK": lambda args, env: args[0].evaluate(env) is None,
     "LOOKUP": _lookup,
 }
-_ARITY = {"IF": (2, 3), "NOT": (1, 1), "ROUND": (2, 2), "ROUNDUP": (2, 2), "ROUNDDOWN": (2, 2),
+_ARITY = {"IF": (2, 3), "IFERROR": (2, 2), "NOT": (1, 1), "ROUND": (2, 2), "ROUNDUP": (2, 2), "ROUNDDOWN": (2, 2),
           "ABS": (1, 1), "LEN": (1, 1), "ISBLANK": (1, 1), "LOOKUP": (2, 2)}
 ROUNDING = ("ROUND", "ROUNDUP", "ROUNDDOWN")
 

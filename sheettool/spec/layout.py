@@ -7,6 +7,7 @@ cannot drift. Rows and columns of ``Placed`` are 0-based; the spec's rows are 1-
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -137,10 +138,13 @@ class Layout:
     """layout.json: columns, print setup, formats and the blocks of rows."""
 
     def __init__(self, spec: dict[str, Any], windows: dict[str, Window],
-                 formula_of: Callable[[str], str | None]) -> None:
+                 formula_of: Callable[[str], str | None], office: Callable[[str], bool] | None = None,
+                 tables: dict[str, dict[str, str]] | None = None) -> None:
         self.spec = spec
         self.windows = windows
         self._formula_of = formula_of
+        self._office = office or (lambda path: False)
+        self.tables = tables or {}
         self.columns: dict[str, tuple[str, ...]] = {
             name: tuple(w["columns"]) for name, w in spec.get("windows", {}).items()}
         self._placed: dict[int, Placement] = {}
@@ -209,6 +213,15 @@ def _place(layout: Layout, fiscal_year: int) -> Placement:
     return Placement(fiscal_year, items, heights)
 
 
+_TABLE = re.compile(r"\{table:(\w+)\}")
+
+
+def _lookup(tables: dict[str, dict[str, str]], name: str, year: int) -> str:
+    """A year's text from a table ("*": any other year)."""
+    table = tables.get(name, {})
+    return table.get(str(year), table.get("*", ""))
+
+
 def _cols(spec: str) -> tuple[int, int]:
     first, _, last = spec.partition(":")
     return xl_cell_to_rowcol(first + "1")[1], xl_cell_to_rowcol((last or first) + "1")[1]
@@ -227,12 +240,15 @@ def _expand_cell(layout: Layout, cell: dict, row: int, lines: int, fy: int, subs
     if "window" in cell:
         window = layout.windows[cell["window"]]
         out = []
-        for col_name, year in zip(layout.columns[cell["window"]], window.years(fy), strict=True):
+        # a cell may name its own columns: the years of the window from the first, as many as it has
+        columns = cell.get("columns") or layout.columns[cell["window"]]
+        for col_name, year in zip(columns, window.years(fy), strict=not cell.get("columns")):
             col, last = _cols(col_name)
             ysubs = {**subs, "year": str(year)}
             if "header" in cell:
                 text = cell["header"].replace("{fiscal_label}", wareki.fiscal_label(year))
                 text = text.replace("{meaning}", window.meaning(year, fy) or "")
+                text = _TABLE.sub(lambda m: _lookup(layout.tables, m.group(1), year), text)
                 out.append(Placed("header", row, col, last_row, last, text=_sub(text, ysubs), year=year,
                                   **common))
             else:
@@ -254,7 +270,8 @@ def _field(layout: Layout, cell: dict, row: int, col: int, last_row: int, last_c
     path = _sub(cell.get("field") or cell["computed"], subs)
     if path.startswith("rates."):
         kind = "computed"
-    return Placed(kind, row, col, last_row, last_col, path=path, role=cell.get("role", "input"),
+    role = "office" if layout._office(path) else cell.get("role", "input")
+    return Placed(kind, row, col, last_row, last_col, path=path, role=role,
                   history=cell.get("history", False), year=year, formula=layout._formula_of(path), **common)
 
 

@@ -96,7 +96,7 @@ def expected_paths(tpl: Template, fiscal_year: int) -> dict[str, Field]:
         path = f"{prefix}{f.name}"
         if not f.placed:
             return
-        if f.options:  # a check-box set: one box per option
+        if f.options and not f.joined:  # a check-box set: one box per option
             for o in f.options:
                 out[f"{path}.{o.key}"] = f
         elif f.is_leaf:
@@ -108,7 +108,8 @@ def expected_paths(tpl: Template, fiscal_year: int) -> dict[str, Field]:
             for year in sorted(window_years.get(f.window or "", ())):
                 key = path if not f.inline else prefix.rstrip(".")
                 for child in f.fields.values():
-                    walk(child, f"{key}.{year}.")
+                    if child.exists_in(year - fiscal_year):
+                        walk(child, f"{key}.{year}.")
         elif f.kind == "repeat":
             for n in range(1, (f.max_items or 1) + 1):
                 for child in f.fields.values():

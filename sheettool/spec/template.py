@@ -42,6 +42,7 @@ DEFAULT_TEMPLATE = "tsukuba"
 FILES = ("template.json", "fields.json", "formulas.json", "layout.json", "rules.json", "rollforward.json",
          "master.json")
 _NAME = re.compile(r"[a-z0-9_-]+")
+_SELECTION = re.compile(r"(\w+)\[(\w+)\]\.(\w+)")
 
 
 class TemplateError(ValueError):
@@ -112,7 +113,7 @@ class Template:
                 continue
             self.formulas[name] = FormulaDef(name, data.get("title", name), data["target"], data["formula"],
                                              _pattern(data["target"]), data.get("label"))
-        self.layout = Layout(self.raw["layout.json"], self.windows, self.formula_of)
+        self.layout = Layout(self.raw["layout.json"], self.windows, self.formula_of, self._office, self.tables)
         try:
             self.rules: list[Rule] = parse_rules(self.raw["rules.json"])
         except (ValueError, KeyError, TypeError) as e:
@@ -196,7 +197,7 @@ class Template:
                 raise KeyError(path)
             last = steps[-1]
             leaf = last.field.item if last.field.kind == "list" and last.key is not None else last.field
-            option = last.key if leaf.options and last.key is not None else None
+            option = last.key if leaf.options and not leaf.joined and last.key is not None else None
             found = self._types[key] = cell_type(leaf, self.label(path), self.lists, option)
         return found
 
@@ -209,6 +210,15 @@ class Template:
 
     def place(self, fiscal_year: int) -> Placement:
         return self.layout.place(fiscal_year)
+
+    def _office(self, path: str) -> bool:
+        """Entered by the evaluation office (二次評価): locked in a department's workbook."""
+        node: Field | None = self.field(path)
+        while node is not None:
+            if node.entered_by == "office":
+                return True
+            node = node.parent
+        return False
 
     def formula_of(self, path: str) -> str | None:
         """The name of the formula that fills ``path``, if one does."""
@@ -286,6 +296,9 @@ class Template:
             if key not in self.rate_fields or year is None:
                 raise fx.FormulaSyntaxError(f"単価「{key}」はこの様式の単価にないか、年度の列の外で使われています")
             return fx.Ref(f"rates.{year}.{key}", _decimals(self.rate_fields[key]))
+        selection = _SELECTION.fullmatch(name)
+        if selection:
+            return self._select(target, *selection.groups())
         parent = target.rpartition(".")[0]
         for candidate in ((f"{parent}.{name}" if parent else name), name):
             leaf = fields_mod.leaf_of(self.tree, candidate)
@@ -294,6 +307,26 @@ class Template:
         if self.formula_of(name) is not None:
             return fx.Ref(name)
         raise fx.FormulaSyntaxError(f"「{name}」は項目・単価・表のどれでもありません")
+
+    def _select(self, target: str, items: str, chosen: str, member: str) -> fx.Expr:
+        """``items[chosen].member``: the chosen repeat items' ``member`` (of the target's year)."""
+        repeat = self.tree.fields.get(items)
+        choice = self.tree.fields.get(chosen)
+        if repeat is None or repeat.kind != "repeat" or choice is None or choice.kind != "multi":
+            raise fx.FormulaSyntaxError(f"「{items}[{chosen}]」は繰り返し項目と、その番号の複数選択ではありません")
+        year = _year_of(self.tree, target)
+        terms = []
+        for option in choice.options:
+            path = f"{items}.{option.value}.{year}.{member}" if year is not None else f"{items}.{option.value}.{member}"
+            leaf = fields_mod.leaf_of(self.tree, path)
+            if leaf is None or not leaf.is_leaf:
+                raise fx.FormulaSyntaxError(f"「{path}」はこの様式の項目ではありません")
+            if choice.joined:
+                flag: fx.Expr = fx.Member(fx.Ref(chosen), option.value, option.label)
+            else:
+                flag = fx.Ticked(fx.Ref(f"{chosen}.{option.key}"), choice.marks[0])
+            terms.append(fx.Chosen(flag, fx.Ref(path, _decimals(leaf))))
+        return fx.Select(tuple(terms))
 
     def condition(self, text: str, subs: dict[str, Any] | None = None) -> fx.Expr:
         """A rule's condition over field paths, bound (names are paths of the record)."""
