@@ -8,6 +8,7 @@ import site
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -27,29 +28,53 @@ def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from a copy of the source tree (builds write build/ and *.egg-info)."""
-    base = tmp_path_factory.mktemp("wheel")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sdist, and the wheel built from it, of a copy of the source tree.
+
+    A copy: builds write build/ and *.egg-info next to the sources. The wheel comes from the
+    sdist (python -m build), so both are checked: what a sdist leaves out, its wheel lacks.
+    """
+    base = tmp_path_factory.mktemp("dist")
     source = base / "src"
     shutil.copytree(ROOT, source, ignore=_NOT_SOURCES)
     (source / ".venv" / "lib").mkdir(parents=True)  # as a developer's checkout has one
     (source / ".venv" / "lib" / "stray.py").write_text("", encoding="utf-8")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(base / "dist"),
-                  str(source)], cwd=base)
+    built = _run([sys.executable, "-m", "build", "--outdir", str(base / "dist"), str(source)],
+                 cwd=base)
     assert built.returncode == 0, built.stdout + built.stderr
-    (found,) = (base / "dist").glob("sheettool-*.whl")
+    return base / "dist"
+
+
+@pytest.fixture(scope="module")
+def wheel(dist: Path) -> Path:
+    (found,) = dist.glob("sheettool-*.whl")
     return found
+
+
+def _bundled_files(folder: str) -> list[str]:
+    files = [p.relative_to(ROOT / folder).as_posix() for p in (ROOT / folder).rglob("*") if p.is_file()]
+    assert files
+    return files
 
 
 def test_wheel_carries_every_template_and_schema_file_and_no_tests(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for folder, package in (("templates", "_templates"), ("schemas", "_schemas")):
-        files = [p for p in (ROOT / folder).rglob("*") if p.is_file()]
-        assert files
-        for path in files:
-            assert f"sheettool/{package}/{path.relative_to(ROOT / folder).as_posix()}" in names
+        for name in _bundled_files(folder):
+            assert f"sheettool/{package}/{name}" in names
     assert not [n for n in names if n.startswith(("tests/", ".venv/", "scripts/", "data/"))
                 or "/tests/" in n or ".venv" in n]
+
+
+def test_sdist_has_the_sources_and_data_but_no_tests_or_venv(dist: Path) -> None:
+    (sdist,) = dist.glob("sheettool-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    for folder in ("templates", "schemas"):
+        for name in _bundled_files(folder):
+            assert f"{folder}/{name}" in names  # at the paths the contract names
+    assert {"pyproject.toml", "README.md", "sheettool/cli.py"} <= names
+    assert not [n for n in names if n.startswith(("tests", ".venv")) or "__pycache__" in n]
 
 
 @pytest.fixture(scope="module")
