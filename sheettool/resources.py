@@ -1,4 +1,11 @@
-"""Where the bundled schemas and templates live, and loading them once."""
+"""Where the bundled schemas and templates live, and loading them once.
+
+The repository keeps them at ``templates/<id>/`` and ``schemas/`` (the contract names
+those paths), which a source checkout and an editable install read in place. A wheel
+carries the same files as the data packages ``sheettool/_templates`` and
+``sheettool/_schemas`` (the package-dir mapping in pyproject.toml). ``SHEETTOOL_HOME``,
+a folder with ``templates/`` and ``schemas/``, overrides both.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +15,26 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent  # the source checkout, when running from one
 
 
-def _home() -> Path:
+def _data_dir(kind: str) -> Path:
     env = os.environ.get("SHEETTOOL_HOME")
-    return Path(env) if env else ROOT
+    if env:
+        return Path(env) / kind
+    # The installed copy first: next to an installed package, ROOT is site-packages, where
+    # a top-level "templates" folder would belong to some other distribution.
+    installed = PACKAGE / f"_{kind}"
+    return installed if installed.is_dir() else ROOT / kind
 
 
 def schemas_dir() -> Path:
-    return _home() / "schemas"
+    return _data_dir("schemas")
 
 
 def templates_dir() -> Path:
-    return _home() / "templates"
+    return _data_dir("templates")
 
 
 @cache

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
 import openpyxl
@@ -78,6 +80,31 @@ def _process_alive(pid: int) -> bool:
     # A zombie still answers kill(0); it holds no resources.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def _thread_states(pid: int) -> list[str]:
+    """The state letter (R, S, D, T, ...) of every thread of process ``pid``."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that just ended
+            # "tid (comm) state ...": comm may contain spaces, so split after ")".
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+    return states
+
+
+def _hang(pid: int, limit: float = 30.0) -> None:
+    """SIGSTOP ``pid`` and return once every one of its threads has stopped.
+
+    kill() returns before the process is stopped: the kernel wakes one thread (the main
+    one), and only when that thread runs does it stop the others. Until then LibreOffice's
+    UNO bridge threads still answer requests, so a recalc sent at once could succeed.
+    """
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + limit
+    while not all(state in "tT" for state in _thread_states(pid)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"LibreOffice {pid} not stopped {limit} s after SIGSTOP: {_thread_states(pid)}")
+        time.sleep(0.002)
 
 
 # --------------------------------------------------------------------- recalc / read
@@ -339,7 +366,7 @@ def test_hung_or_dead_libreoffice_is_replaced(book: Path) -> None:
         with own.open(book) as opened:
             # OOXMLRecalcMode=always in the profile: no recalc() call needed.
             assert opened.value("Total") == 30
-            os.kill(first, signal.SIGSTOP)  # a hung LibreOffice
+            _hang(first)  # a hung LibreOffice
             with pytest.raises(CalcTimeout):
                 opened.recalc(timeout=2)
             assert not _process_alive(first)

@@ -580,12 +580,14 @@ def test_interrupted_run_resumes_to_the_state_of_an_uninterrupted_one(case, tmp_
     total = sum(1 for p in inbox.rglob("*.xlsx"))
     assert total == 69
     reference = tmp_path / "ref" / "master.xlsx"
+    reference.parent.mkdir()  # collect makes no folder for its --out file
     done = subprocess.run(cli("collect", str(inbox), "--out", str(reference), "--json", str(tmp_path / "ref.jsonl")),
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
     assert "ファイル 69件（新たに読み取り 69件）: 受理 66件、要修正 1件、読取不可 1件。" in done.stdout
 
     master = tmp_path / "run" / "master.xlsx"
+    master.parent.mkdir()
     archive = workspace_for(master) / "archive"
     args = cli("collect", str(inbox), "--out", str(master), "--json", str(tmp_path / "run.jsonl"))
     # killed once while checking one file at a time, once with worker processes
@@ -659,6 +661,7 @@ def test_unreadable_only_inbox_still_gives_a_master_book_and_a_fixed_file_clears
     sent.write_text("番号,事業名\n087,情報化推進事業\n", encoding="utf-8")
     os.utime(sent, (T0, T0))
     master = tmp_path / "out" / "master.xlsx"
+    master.parent.mkdir()  # collect makes no folder for its --out file
     rc, out, err = run_cli("collect", inbox, "--out", master)
     # nothing readable and nothing expected: the year is unknown, the book is written all the same
     assert (rc, err) == (1, "")

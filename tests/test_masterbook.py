@@ -6,6 +6,8 @@ import copy
 import csv
 import io
 import random
+import struct
+import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -581,17 +583,33 @@ def test_a_light_history_cannot_stand_for_a_current_record(scenario, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def _zip64_local_headers(path: Path, z: zipfile.ZipFile) -> set[str]:
+    """The entries whose local header carries a zip64 extra field (header id 1)."""
+    data = path.read_bytes()
+    found = set()
+    for info in z.infolist():
+        name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
+        extra = data[info.header_offset + 30 + name_len:][:extra_len]
+        while len(extra) >= 4:
+            tag, size = struct.unpack_from("<HH", extra)
+            found.update([info.filename] if tag == 1 else [])
+            extra = extra[4 + size:]
+    return found
+
+
 def test_big_tables_read_back_spliced(scenario, tmp_path, monkeypatch):
     """Every table and _records spliced (as a big book is), with zip64 headers as a huge part would get."""
     monkeypatch.setattr(masterbook, "_SPLICE_ROWS", 1)
     monkeypatch.setattr(masterbook, "_ZIP64_SAFE", 0)
     path = tmp_path / "spliced.xlsx"
     write_master(path, scenario.current, scenario.expected, scenario.history, FY)
+    # every sheet but the aggregates (方向性集計, 部別コスト: small, written by XlsxWriter)
+    spliced = {f"xl/worksheets/sheet{n}.xml" for n in (1, 2, 3, 6, 7, 8, 9)}
     with zipfile.ZipFile(path) as z:
         assert z.testzip() is None
-        zip64 = {i.filename for i in z.infolist() if i.extract_version >= 45}
-        # every sheet but the aggregates (方向性集計, 部別コスト: small, written by XlsxWriter)
-        assert zip64 == {f"xl/worksheets/sheet{n}.xml" for n in (1, 2, 3, 6, 7, 8, 9)}
+        assert _zip64_local_headers(path, z) == spliced
+        if sys.version_info >= (3, 11, 4):  # before gh-103861, force_zip64 left the directory as 2.0
+            assert {i.filename for i in z.infolist() if i.extract_version >= 45} == spliced
         records_xml = z.read("xl/worksheets/sheet9.xml").decode()
     assert 't="inlineStr"' in records_xml and "_x0041_" not in records_xml  # escaped in the JSON itself
     assert read_master_records(path) == scenario.records

@@ -136,36 +136,7 @@ def _joined(raw: Any, ftype: CellType, reading: Reading) -> Reading:
 
 
 _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?")
-_ERA_SEPARATORS = re.compile(r"[＋+、,，・\s]+")
-
-
-def _joined(raw: Any, ftype: CellType, reading: Reading) -> Reading:
-    """Several values in one cell: the labels of a multiple choice, or codes, separated by ＋, 、, spaces …"""
-    text = unicodedata.normalize("NFKC", _show(raw) if isinstance(raw, float) else str(raw))
-    parts = [p for p in _SEPARATORS.split(text) if p]
-    folded = {unicodedata.normalize("NFKC", label): value for value, label in zip(ftype.values, ftype.choices,
-                                                                                  strict=False)}
-    out: list[Any] = []
-    for part in parts:
-        if folded:
-            value = folded.get(part, next((v for v in ftype.values if str(v) == part), None))
-        else:
-            value = part if not ftype.pattern or re.fullmatch(ftype.pattern, part) else None
-        if value is None:
-            choices = "、".join(ftype.choices) if ftype.choices else "形式を確認"
-            reading.problem = f"「{part}」は選択肢（{choices}）にありません"
-            return reading
-        if value not in out:
-            out.append(value)
-    if folded:  # in the order of the choices, as the record keeps them
-        out.sort(key=list(ftype.values).index)
-    if text != ftype.to_cell(out):
-        reading.changes.append(f"「{raw}」を「{ftype.to_cell(out)}」として読みました")
-    reading.value = out or None
-    return reading
-
-
-_DATE = re.compile(r"^(令和|平成|R|H)\s*(元|\d{1,2})[年.](\d{1,2})[月.](\d{1,2})日?")
+_ERA_DATE = re.compile(r"^(令和|平成|R|H)\s*(元|\d{1,2})[年.](\d{1,2})[月.](\d{1,2})日?")
 
 
 def _date(raw: Any, reading: Reading) -> Reading:

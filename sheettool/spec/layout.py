@@ -248,7 +248,7 @@ def _expand_cell(layout: Layout, cell: dict, row: int, lines: int, fy: int, subs
             if "header" in cell:
                 text = cell["header"].replace("{fiscal_label}", wareki.fiscal_label(year))
                 text = text.replace("{meaning}", window.meaning(year, fy) or "")
-                text = _TABLE.sub(lambda m: _lookup(layout.tables, m.group(1), year), text)
+                text = _TABLE.sub(lambda m, y=year: _lookup(layout.tables, m.group(1), y), text)
                 out.append(Placed("header", row, col, last_row, last, text=_sub(text, ysubs), year=year,
                                   **common))
             else:
