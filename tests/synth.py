@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -42,9 +43,14 @@ def _number(rng: random.Random, f: Field) -> Any:
 
 
 def _code(rng: random.Random, f: Field) -> str:
-    if f.pattern and "0-9" in f.pattern:
-        return f"{rng.randint(1, 99):02d}"
-    return str(rng.randint(1, 9))
+    """A code of the field's pattern: tried among a few usual shapes (01, 8.4, A1 …)."""
+    shapes = [lambda: f"{rng.randint(1, 99):02d}", lambda: f"{rng.randint(1, 17)}.{rng.randint(1, 9)}",
+              lambda: str(rng.randint(1, 9)), lambda: f"A{rng.randint(1, 9)}", lambda: f"{rng.randint(1, 9)}-{rng.randint(1, 9)}"]
+    for _ in range(50):
+        code = rng.choice(shapes)()
+        if (not f.pattern or re.fullmatch(f.pattern, code)) and (f.max_length is None or len(code) <= f.max_length):
+            return code
+    raise AssertionError(f"no code of pattern {f.pattern}")
 
 
 def leaf_value(tpl: Template, f: Field, rng: random.Random, capacity: int) -> Any:
@@ -69,6 +75,14 @@ def leaf_value(tpl: Template, f: Field, rng: random.Random, capacity: int) -> An
     if kind == "multi":
         chosen = [o.value for o in f.options if rng.random() < 0.4] or [f.options[0].value]
         return chosen
+    if kind == "list":  # shown joined in one cell
+        assert f.item is not None
+        items: list[Any] = []
+        for _ in range(rng.randint(1, 3)):
+            value = leaf_value(tpl, f.item, rng, capacity)
+            if value not in items:
+                items.append(value)
+        return items
     raise AssertionError(kind)
 
 
@@ -87,7 +101,7 @@ def synthetic_record(tpl: Template, fiscal_year: int, seed: int = 1) -> dict[str
         leaf = tpl.field(path)
         if leaf is None:
             continue
-        if leaf.options:  # a check-box set: one value for the whole set
+        if leaf.options and not leaf.joined:  # a check-box set: one value for the whole set
             head = path.rpartition(".")[0]
             if head in done:
                 continue
@@ -119,8 +133,7 @@ def with_formulas(tpl: Template, record: dict[str, Any], rates: Rates) -> dict[s
         return tpl.get(record, path)
 
     for placed in sorted((p for p in tpl.place(fy).fields.values() if p.formula), key=lambda p: p.path):
-        if tpl.get(record, placed.path.rpartition(".")[0]) is not None or "." not in placed.path:
-            tpl.set_(record, placed.path, _plain(tpl.evaluate(placed.path, fy, value)))
+        tpl.set_(record, placed.path, _plain(tpl.evaluate(placed.path, fy, value)))
     return tpl.canonical(record)
 
 

@@ -76,6 +76,10 @@ def read_value(raw: Any, ftype: CellType) -> Reading:
 
 def _clean_text(text: str, reading: Reading, ftype: CellType) -> str | None:
     stripped = text.strip(_SPACES)
+    if ftype.kind == "text" and (ftype.max_length or 0) > 100 and stripped:
+        # a long text keeps the 「　」 that indents its first paragraph, as Japanese prose does
+        lead = text[:len(text) - len(text.lstrip(_SPACES))]
+        stripped = lead[lead.find("\u3000"):].lstrip(" \t\r\n\u00a0") + stripped if "\u3000" in lead else stripped
     if stripped != text and stripped:
         reading.changes.append("前後の空白を除きました")
     if not stripped:
@@ -129,7 +133,7 @@ def _joined(raw: Any, ftype: CellType, reading: Reading) -> Reading:
             out.append(value)
     if folded:  # in the order of the choices, as the record keeps them
         out.sort(key=list(ftype.values).index)
-    if text != ftype.to_cell(out):
+    if str(raw).strip() != ftype.to_cell(out):
         reading.changes.append(f"「{raw}」を「{ftype.to_cell(out)}」として読みました")
     reading.value = out or None
     return reading

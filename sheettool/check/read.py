@@ -191,6 +191,8 @@ def show(value: Any, ftype: CellType | None = None) -> str:
     """A value as a message shows it: 1,234 / 有 / （空欄）."""
     if value is None:
         return "（空欄）"
+    if ftype is not None and ftype.kind == "joined":
+        return str(ftype.to_cell(value))
     if isinstance(value, bool):
         if ftype is not None and ftype.kind in ("yesno", "mark"):
             return str(ftype.to_cell(value))

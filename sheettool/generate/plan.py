@@ -141,7 +141,7 @@ def _capacity_problems(record: dict[str, Any], tpl: Template, placement: Placeme
     out = []
     for name, f in tpl.tree.fields.items():
         items = record.get(name) or []
-        if f.kind == "list":
+        if f.kind == "list" and not f.joined:  # a joined list holds every item in its one cell
             capacity = len({p.split(".")[1] for p in placement.fields if p.startswith(name + ".")})
             if len(items) > capacity:
                 out.append(findings.make("G603", record=label, field_label=tpl.label(name), capacity=capacity,

@@ -138,7 +138,7 @@ class Layout:
     """layout.json: columns, print setup, formats and the blocks of rows."""
 
     def __init__(self, spec: dict[str, Any], windows: dict[str, Window],
-                 formula_of: Callable[[str], str | None], office: Callable[[str], bool] | None = None,
+                 formula_of: Callable[[str, int], str | None], office: Callable[[str], bool] | None = None,
                  tables: dict[str, dict[str, str]] | None = None) -> None:
         self.spec = spec
         self.windows = windows
@@ -252,7 +252,7 @@ def _expand_cell(layout: Layout, cell: dict, row: int, lines: int, fy: int, subs
                 out.append(Placed("header", row, col, last_row, last, text=_sub(text, ysubs), year=year,
                                   **common))
             else:
-                out.append(_field(layout, cell, row, col, last_row, last, ysubs, year, common))
+                out.append(_field(layout, cell, row, col, last_row, last, ysubs, year, common, fy))
         return out
     col, last_col = _cols(cell["cols"])
     if "label" in cell:
@@ -261,18 +261,18 @@ def _expand_cell(layout: Layout, cell: dict, row: int, lines: int, fy: int, subs
     if "text" in cell:
         text = _sub(cell["text"], {k: str(v) for k, v in context.items()} | subs)
         return [Placed("text", row, col, last_row, last_col, text=text, **common)]
-    return [_field(layout, cell, row, col, last_row, last_col, subs, None, common)]
+    return [_field(layout, cell, row, col, last_row, last_col, subs, None, common, fy)]
 
 
 def _field(layout: Layout, cell: dict, row: int, col: int, last_row: int, last_col: int,
-           subs: dict[str, str], year: int | None, common: dict) -> Placed:
+           subs: dict[str, str], year: int | None, common: dict, fy: int) -> Placed:
     kind = "computed" if "computed" in cell else "field"
     path = _sub(cell.get("field") or cell["computed"], subs)
     if path.startswith("rates."):
         kind = "computed"
     role = "office" if layout._office(path) else cell.get("role", "input")
     return Placed(kind, row, col, last_row, last_col, path=path, role=role,
-                  history=cell.get("history", False), year=year, formula=layout._formula_of(path), **common)
+                  history=cell.get("history", False), year=year, formula=layout._formula_of(path, fy), **common)
 
 
 def column_letter(col: int) -> str:

@@ -220,10 +220,16 @@ class Template:
             node = node.parent
         return False
 
-    def formula_of(self, path: str) -> str | None:
-        """The name of the formula that fills ``path``, if one does."""
+    def formula_of(self, path: str, fiscal_year: int | None = None) -> str | None:
+        """The name of the formula that fills ``path`` (in the sheet of ``fiscal_year``), if one does.
+
+        A formula given per column meaning fills only the years whose meaning it names.
+        """
         for f in self.formulas.values():
             if f.match(path) is not None:
+                if isinstance(f.source, dict) and fiscal_year is not None and \
+                        self.meaning_of(path, fiscal_year) not in f.source:
+                    continue
                 return f.name
         return None
 
@@ -240,7 +246,7 @@ class Template:
         return found
 
     def _bind(self, path: str, fiscal_year: int) -> fx.Expr:
-        name = self.formula_of(path)
+        name = self.formula_of(path, fiscal_year)
         if name is None:
             raise KeyError(path)
         f = self.formulas[name]
@@ -264,7 +270,7 @@ class Template:
         active: set[str] = set()
 
         def get(ref: str) -> Any:
-            if self.formula_of(ref) is None:
+            if self.formula_of(ref, fiscal_year) is None:
                 return value(ref)
             if ref in active:  # a cycle (lint refuses them): nothing to compute from
                 return None
