@@ -389,6 +389,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
                          csv_dir=csv_dir, jobs=args.jobs, template=args.template)
     except (RecordsError, LedgerError, TemplateError) as e:
         raise UsageError(str(e)) from None
+    _print_findings(result.office_problems)
+    if result.office_changes:
+        print(f"評価担当課入力の変更 {result.office_changes}件を台帳に記録しました。")
     print(summary_line(result))
     for path in result.outputs:
         print(f"  出力: {path}")

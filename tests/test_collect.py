@@ -220,7 +220,7 @@ def test_first_run_summary_and_exit_code(case):
 
 
 def test_list_sheet(case, wb):
-    assert wb.sheetnames[:8] == ["一覧", "コスト推移", "指標", "方向性集計", "部別コスト", "提出状況", "指摘一覧", "履歴"]
+    assert wb.sheetnames[:9] == ["一覧", "評価担当課入力", "コスト推移", "指標", "方向性集計", "部別コスト", "提出状況", "指摘一覧", "履歴"]
     rows = table(wb["一覧"])
     assert [r["番号"] for r in rows] == ["087", "088", "089", "090", "091", "098", "099", "500"]
     rows = by_no(rows)

@@ -141,7 +141,7 @@ def test_protection_meta_and_print_setup(seed_dir):
     assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth in (None, 1)
     assert ws.page_setup.fitToHeight == 0
     assert [b.id for b in ws.row_breaks.brk] == [38, 64]
-    assert ws.print_area == f"'{LAYOUT.sheet_name}'!$A$1:$J$81"
+    assert ws.print_area == f"'{LAYOUT.sheet_name}'!$A$1:$J$82"
     assert ws.print_title_rows == "$1:$2"
 
 

@@ -196,6 +196,7 @@ EXPECTED_091 = {
     "evaluation": {"citizen_needs": 3, "progress": 4, "city_involvement": 4, "priority": 3},
     "direction": "継続",
     "direction_reason": None,
+    "office_comment": None,
 }
 
 

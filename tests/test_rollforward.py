@@ -306,8 +306,9 @@ def test_records_only(cycle, tmp_path):
     assert cost(r090, 2022) == cost(seed, 2022)
     assert {k: cost(r090, 2023)[k] for k in PLAN} == {k: cost(seed, 2023)[k] for k in PLAN}
     assert cost(r090, 2023)["general_fund"] is None and cost(r090, 2023)["settlement"] is None
-    assert r090["previous"] == {k: seed["results"][k] for k in ("improvement_goal", "issues_operations",
-                                                                 "issues_organization")}
+    assert r090["previous"] == {**{k: seed["results"][k] for k in ("improvement_goal", "issues_operations",
+                                                                    "issues_organization")},
+                                "office_comment": seed["office_comment"]}
     assert set(r090["results"].values()) == {None} and set(r090["evaluation"].values()) == {None}
     assert (r090["direction"], r090["direction_reason"]) == (None, None)
     values = r090["indicators"][0]["values"]

@@ -27,6 +27,7 @@ from ..fileio import atomic_output
 from ..records import jsonl_line
 from ..spec import DEFAULT_TEMPLATE, Template, available, load
 from . import master as masterbook
+from . import office
 from .ledger import (
     Archived,
     Ledger,
@@ -58,6 +59,8 @@ class CollectResult:
     outputs: list[Path] = field(default_factory=list)
     template: str | None = None  # the master book's
     foreign: list[SubmissionInfo] = field(default_factory=list)  # current returns of another template
+    office_problems: list[Any] = field(default_factory=list)  # what could not be read back (C804)
+    office_changes: int = 0  # values the office entered or changed since the last run
 
 
 @dataclass(frozen=True)
@@ -143,14 +146,19 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
         years: Counter = Counter()  # of the current records, when nothing is expected
         # One pass over the current submissions, one record at a time, writes the master book,
         # the CSV and the JSON Lines; one snapshot of the ledger for that pass and the history.
+        tpl = master_template(template, expected, ledger.current_templates())
+        # what the office typed into the book last time, kept before the book is written again
+        entries, result.office_problems = office.read_back(master, tpl)
+        result.office_changes = ledger.record_office(tpl.id, entries)
+        entered = ledger.office_values(tpl.id)
         with ledger.snapshot(), ExitStack() as stack:
             history = ledger.history_info()
-            tpl = master_template(template, expected, ledger.current_templates())
             expected = None if expected is None else [r for r in expected if _template_id(r) == tpl.id]
             result.expected = expected
             result.template = tpl.id
             lines = stack.enter_context(atomic_output(json_out)) if json_out else None
-            current = _records_out(ledger.iter_current(tpl.id), lines, None if expected_years else years)
+            current = _records_out(ledger.iter_current(tpl.id), lines, None if expected_years else years,
+                                   tpl, entered)
             written = masterbook.write_all(master, csv_dir, current, expected, history,
                                            lambda: _most_common(expected_years or years), tpl=tpl)
     result.foreign = [s for s in history if s.current and s.template not in (None, result.template)]
@@ -178,11 +186,14 @@ def master_template(override: str | None, expected: list[dict[str, Any]] | None,
     return load(max(known, key=lambda t: (known[t], t == DEFAULT_TEMPLATE)) if known else DEFAULT_TEMPLATE)
 
 
-def _records_out(current: Iterable[Submission], lines: IO[bytes] | None,
-                 years: Counter | None) -> Iterator[Submission]:
-    """``current`` as it is read: each record also goes to the JSON Lines, and its year is counted."""
+def _records_out(current: Iterable[Submission], lines: IO[bytes] | None, years: Counter | None,
+                 tpl: Template, entered: dict[str, dict[str, Any]]) -> Iterator[Submission]:
+    """``current`` as it is read: the office's entries laid over each record, which also goes to the
+    JSON Lines, and its year is counted."""
     for sub in current:
         record = sub.result.record
+        if record and str(sub.project_no) in entered:
+            record = sub.result.record = office.merged(record, entered[str(sub.project_no)], tpl)
         if record:
             if lines is not None:
                 lines.write(jsonl_line(record))

@@ -181,6 +181,19 @@ CREATE TABLE IF NOT EXISTS current(
 );
 """
 
+# What the evaluation office entered in the master book (二次評価, comments): every change kept,
+# the latest value of each (template, project, field) is the one that counts.
+_OFFICE_TABLE = """
+CREATE TABLE IF NOT EXISTS office_entries(
+    template   TEXT NOT NULL,
+    project_no TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    value_json TEXT NOT NULL,
+    entered_ns INTEGER NOT NULL,
+    PRIMARY KEY (template, project_no, path, entered_ns)
+) WITHOUT ROWID
+"""
+
 # The newer-rule, oldest first; reversed (DESC) it picks the current one.
 _ORDER = "s.mtime_ns, s.first_seen_ns, s.first_path"
 _COLUMNS = (
@@ -573,6 +586,8 @@ class Ledger:
                 f"作成されているため、この版（台帳形式 {SCHEMA_VERSION}）では開けません。"
                 "sheettool を更新するか、別の台帳フォルダを --store で指定してください。"
             )
+        with self._transaction() as conn:  # added beside any version: older readers ignore it
+            conn.execute(_OFFICE_TABLE)
 
     def _migrate_from_1(self) -> None:
         """Version 1 knew one template: every submission is the default template's (or its _meta's)."""
@@ -815,6 +830,35 @@ class Ledger:
                 f"{_SELECT} WHERE c.sha256 IS NOT NULL {where} ORDER BY c.template, c.project_no, {_ORDER}", params)
             for row in cursor:
                 yield self._submission(row)
+
+    def office_values(self, template: str) -> dict[str, dict[str, Any]]:
+        """The office's latest entry of each field, by project number (a cleared field is None)."""
+        out: dict[str, dict[str, Any]] = {}
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT project_no, path, value_json FROM office_entries o WHERE template = ? AND entered_ns ="
+                " (SELECT max(entered_ns) FROM office_entries i WHERE i.template = o.template"
+                " AND i.project_no = o.project_no AND i.path = o.path) ORDER BY project_no, path",
+                (template,)).fetchall()
+        for no, path, value in rows:
+            out.setdefault(no, {})[path] = json.loads(value)
+        return out
+
+    def record_office(self, template: str, entries: dict[str, dict[str, Any]]) -> int:
+        """Keep what the office entered (project → field → value); returns how many values changed."""
+        known = self.office_values(template)
+        now = time.time_ns()
+        changed = 0
+        with self._errors(), self._transaction() as conn:
+            for no, values in entries.items():
+                before = known.get(no, {})
+                for path, value in values.items():
+                    if (before[path] == value) if path in before else value is None:
+                        continue  # unchanged, or a blank never entered
+                    conn.execute("INSERT INTO office_entries(template, project_no, path, value_json, entered_ns)"
+                                 " VALUES (?, ?, ?, ?, ?)", (template, no, path, _dumps(value), now))
+                    changed += 1
+        return changed
 
     def current_templates(self) -> dict[str, int]:
         """How many current submissions each template has."""

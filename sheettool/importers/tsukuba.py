@@ -754,6 +754,7 @@ def _record(year: int, parts: dict[str, Any]) -> dict[str, Any]:
         "results": parts[_RESULTS],
         "evaluation": parts[_EVALUATION],
         **parts[_DIRECTION],
+        "office_comment": None,  # the evaluation office's, entered after collect
     }
 
 

@@ -88,7 +88,7 @@ class MasterSpec:
         keys = set(IDENTITY)
         for col in self.list:
             keys.add(col.path.split(".")[0])
-        for top in (self.direction_path, self.cost_series):
+        for top in (self.direction_path, self.cost_series, *tpl.office_paths):
             if top:
                 keys.add(top.split(".")[0])
         self.summary_keys = tuple(k for k in (*IDENTITY, *tpl.tree.fields) if k in keys)

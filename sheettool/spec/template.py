@@ -363,6 +363,25 @@ class Template:
         return schema
 
     @cached_property
+    def office_paths(self) -> list[str]:
+        """The fields the evaluation office enters (二次評価, its comments), as paths, in field order."""
+        out: list[str] = []
+
+        def walk(f: Field, prefix: str, office: bool) -> None:
+            office = office or f.entered_by == "office"
+            path = f"{prefix}{f.name}"
+            if f.is_leaf:
+                if office:
+                    out.append(path)
+            elif f.kind == "group":
+                for child in f.fields.values():
+                    walk(child, path + ".", office)
+
+        for f in self.tree.fields.values():
+            walk(f, "", False)
+        return out
+
+    @cached_property
     def master_spec(self) -> MasterSpec:
         return MasterSpec(self)
 

@@ -83,6 +83,7 @@ from ...xlsx import safety as filesafety
 from ...xlsx.render import TEXT_STAYS_TEXT
 from ...xlsx.styles import LABEL_FILL, StyleBook
 from ...xlsx.text import STRMAX, number_text, string_item, text_item
+from .. import office
 from ..ledger import SubmissionInfo
 from ..submission import ACCEPTED, FOREIGN, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, Submission
 
@@ -902,6 +903,7 @@ def _write_master_book(path: Path, book: _Book, csvs: _CsvFiles | None, tmp: Pat
     fmts = _Formats({kind: styles.plain(**props) for kind, props in _KIND_PROPS.items()})
     label = _year_label(fiscal_year)
     _list_sheet(wb, fmts, styles, book, label)
+    office.write_sheet(wb, styles, book.spec.tpl, book.projects, label)
     _long_sheet(wb, fmts, styles, COSTS, _cost_table(book), label, csvs)
     _long_sheet(wb, fmts, styles, INDICATORS, _indicator_table(book), label, csvs)
     _direction_sheet(wb, fmts, styles, book, label)
