@@ -117,6 +117,8 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
         known = ((given.id, str(given.directory)),)
     with Ledger.open(workspace) as ledger:
         ledger.tidy()  # half-written archive files of a killed run
+        # results an older version stored that cannot be read back are checked again from the archive
+        ledger.repair_results(lambda data, rel: check_bytes(data, rel, template))
         tasks = []
         for path in inbox_files(inbox, exclude=(workspace, master)):
             result.seen += 1

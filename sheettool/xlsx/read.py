@@ -9,13 +9,16 @@ workbook loader.
 
 from __future__ import annotations
 
+import math
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
 from .safety import Package
+from .text import unescape
 
 
 def _local(tag: str) -> str:
@@ -138,16 +141,20 @@ class Book:
                 return self.strings[int(cell.v)]
             except (ValueError, IndexError):
                 return None
-        if t in ("str", "d"):
+        if t == "str":
+            return unescape(cell.v)
+        if t == "d":
             return cell.v
         if t == "b":
             return cell.v in ("1", "true")
         if t == "e":
             return ErrorValue(cell.v)
         try:
-            return float(cell.v)
+            number = float(cell.v)
         except ValueError:
             return cell.v
+        # NaN, inf or 1E+400 is no number a spreadsheet holds: it stays the text stored, read as typed
+        return number if math.isfinite(number) else cell.v
 
 
 _PARSED: dict[tuple[Any, bytes], Any] = {}
@@ -214,7 +221,7 @@ def _read_cells(sheet_data, cells: dict[str, RawCell]) -> None:
         for c in row:
             get = c.get
             s = get("s")
-            cell = RawCell(get("r", ""), get("t"), s=int(s) if s else 0)
+            cell = RawCell(get("r", ""), get("t"), s=_style_index(s) if s else 0)
             cells[cell.ref] = cell
             for child in c:  # a styled empty cell (most of a form) has none
                 ctag = child.tag
@@ -231,16 +238,38 @@ def _read_cells(sheet_data, cells: dict[str, RawCell]) -> None:
                     cell.inline = _text_of(child)
 
 
+UNKNOWN_STYLE = 1 << 31  # a style index that is not a number: no style of the book (locked, as Excel's default)
+
+
+def _style_index(text: str) -> int:
+    return int(text) if text.isascii() and text.isdigit() else UNKNOWN_STYLE
+
+
 def _text_of(node) -> str:
     """Text of an ``<si>`` / ``<is>``: plain or rich runs, without furigana (rPh)."""
     parts: list[str] = []
     for child in node:
         tag = _local(child.tag)
         if tag == "t":
-            parts.append(child.text or "")
-        elif tag == "r":
-            parts.extend(t.text or "" for t in child if _local(t.tag) == "t")
+            parts.append(unescape(child.text or ""))
+        elif tag == "r":  # each <t> holds its own escapes
+            parts.extend(unescape(t.text or "") for t in child if _local(t.tag) == "t")
     return "".join(parts)
+
+
+_CELL = re.compile(r"([A-Z]{1,3})([1-9][0-9]{0,6})")
+MAX_COLUMN, MAX_ROW = 16_384, 1_048_576  # XFD, Excel's last column; its last row
+
+
+def is_cell(ref: str) -> bool:
+    """Is ``ref`` one cell of a worksheet (A1 … XFD1048576)?"""
+    m = _CELL.fullmatch(ref)
+    if m is None or int(m.group(2)) > MAX_ROW:
+        return False
+    column = 0
+    for ch in m.group(1):
+        column = column * 26 + ord(ch) - 64
+    return column <= MAX_COLUMN
 
 
 @lru_cache(maxsize=4096)
