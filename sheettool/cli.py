@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__, jsontext
+from .fileio import OutputError
 from .findings import Finding
 from .messages import visible
 
@@ -313,6 +314,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     _print_findings(result.findings)
     _say(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。"
           + (f" {result.failed}件は作成できませんでした。" if result.failed else ""))
+    if result.unwritten:
+        return EXIT_UNREADABLE  # the output could not be written: not the records' fault
     return EXIT_FINDINGS if result.failed or any(f.is_error for f in result.findings) else EXIT_OK
 
 
@@ -442,7 +445,7 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
     _print_roll_summary(summary)
     failed = broken or bad_additions or bool(summary.problems)
     if records_only:
-        records.dump_json(summary.rolled, records_only)
+        _write_records(summary.rolled, records_only)
         _say(f"繰越後の記録を書き出しました: {args.records_only}")
     if out:
         result = generate([records.Item(f"{i}件目", r) for i, r in enumerate(summary.rolled, start=1)],
@@ -450,7 +453,18 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
         _print_findings(result.findings)
         _say(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。")
         failed = failed or bool(result.failed) or any(f.is_error for f in result.findings)
+        if result.unwritten:
+            return EXIT_UNREADABLE
     return EXIT_FINDINGS if failed else EXIT_OK
+
+
+def _write_records(recs: list[dict], path: str | Path) -> None:
+    from . import records
+
+    try:
+        records.dump_json(recs, path)
+    except OSError as e:
+        raise OutputError(f"記録ファイル（{path}）", e) from None
 
 
 def _records_of(items: list, what: str = "") -> tuple[list[dict], bool]:
@@ -478,7 +492,6 @@ def _print_roll_summary(summary) -> None:
 
 
 def cmd_import_text(args: argparse.Namespace) -> int:
-    from . import records
     from .importers.tsukuba import ImportTextError, parse_text
 
     path = _input_file(args.file, "公表シートのテキスト")
@@ -493,7 +506,7 @@ def cmd_import_text(args: argparse.Namespace) -> int:
     except ImportTextError as e:
         _say(f"エラー: {e}", file=sys.stderr)
         return EXIT_FINDINGS
-    records.dump_json(recs, out)
+    _write_records(recs, out)
     _say(f"{len(recs)}件の記録を書き出しました: {args.out}")
     return EXIT_OK
 
@@ -615,6 +628,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OutputError as e:  # an output that cannot be written, said with what it was
+        _say(f"エラー: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except RecursionError:  # input nested deeper than any real file: said plainly, not as a bug
+        _say("エラー: 入力の入れ子が深すぎるため処理できません。入力ファイルを確認してください。", file=sys.stderr)
+        return EXIT_UNREADABLE
     except OSError as e:  # a file that cannot be read or written: permissions, a full disk, ...
         if os.environ.get("SHEETTOOL_DEBUG"):
             traceback.print_exc()

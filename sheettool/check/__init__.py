@@ -48,8 +48,10 @@ def check_file(path: str | Path, *, display_name: str | None = None,
         return CheckResult(name, None, [findings.make("F100", file=name, detail=e.strerror or str(e))],
                            readable=False)
     except Exception as e:  # as in _check_package
-        return CheckResult(name, None, [failure_finding(name, e)], readable=False)
-    return _check_package(pkg, name, template, known)
+        failure = _released(e)
+    else:
+        return _check_package(pkg, name, template, known)
+    return CheckResult(name, None, [failure_finding(name, failure)], readable=False)
 
 
 def check_bytes(data: bytes, name: str, template: str | None = None,
@@ -60,13 +62,16 @@ def check_bytes(data: bytes, name: str, template: str | None = None,
     except UnreadableFile as e:
         return CheckResult(name, None, [e.finding], readable=False)
     except Exception as e:  # as in _check_package
-        return CheckResult(name, None, [failure_finding(name, e)], readable=False)
-    return _check_package(pkg, name, template, known)
+        failure = _released(e)
+    else:
+        return _check_package(pkg, name, template, known)
+    return CheckResult(name, None, [failure_finding(name, failure)], readable=False)
 
 
 def _check_package(pkg: Package, name: str, template: str | None = None,
                    known: Mapping[str, str] | None = None) -> CheckResult:
     result = CheckResult(name, None, list(pkg.warnings))
+    failure = None
     try:
         _check_book(Book(pkg), name, result, template, known)
     except UnreadableFile as e:  # a part that fails to parse once we get to it
@@ -75,8 +80,17 @@ def _check_package(pkg: Package, name: str, template: str | None = None,
     except Exception as e:  # the last line of defence (RecursionError and MemoryError included)
         # Every known way a file can be wrong is a finding above; whatever is left must still
         # cost this one file only, and say which file and what.
-        return CheckResult(name, None, [*pkg.warnings, failure_finding(name, e)], readable=False)
+        failure = _released(e)
+    if failure is not None:  # outside the handler: what the failed reading held is freed by now
+        return CheckResult(name, None, [*pkg.warnings, failure_finding(name, failure)], readable=False)
     return result
+
+
+def _released(exc: BaseException) -> BaseException:
+    """``exc`` without its traceback, whose frames hold what the failed reading allocated."""
+    exc.__traceback__ = None
+    exc.__context__ = exc.__cause__ = None
+    return exc
 
 
 def failure_finding(name: str, exc: BaseException) -> Finding:

@@ -118,6 +118,7 @@ from types import TracebackType
 from typing import Any
 
 from .. import findings, jsontext
+from ..fileio import describe_os_error
 from ..findings import Finding
 from ..spec import DEFAULT_TEMPLATE
 from .submission import ACCEPTED, NEEDS_FIX, UNREADABLE, CheckResult, Submission
@@ -551,7 +552,7 @@ def archive_content(workspace: Path, sha256: str, ext: str, data: bytes, *, trus
         _atomic_write(path, data)
     except OSError as exc:
         raise LedgerError(
-            f"受領ファイルを台帳フォルダに保管できません（{path}: {exc.strerror or exc}）。"
+            f"受領ファイルを台帳フォルダに保管できません（{path}: {describe_os_error(exc, name=False)}）。"
             "空き容量と書き込み権限を確認してください。"
         ) from exc
 
@@ -575,7 +576,7 @@ class Ledger:
             (workspace / ARCHIVE_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LedgerError(
-                f"台帳フォルダ（{workspace}）を作成できません（{exc.strerror or exc}）。"
+                f"台帳フォルダ（{workspace}）を作成できません（{describe_os_error(exc, name=False)}）。"
                 "書き込みできる場所を --store で指定してください。"
             ) from exc
         try:

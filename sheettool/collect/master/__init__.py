@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+from xlsxwriter.exceptions import FileCreateError
 from xlsxwriter.format import Format
 from xlsxwriter.utility import (
     xl_col_to_name,
@@ -117,7 +118,7 @@ _JSON_EXCEL_ESCAPE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
 # A master book is our own output but may be large; these bound a hostile one all the same.
 _MiB = filesafety.MiB
 _MASTER_LIMITS = filesafety.Limits(max_file_bytes=200 * _MiB, max_part_bytes=400 * _MiB,
-                                   max_total_bytes=1024 * _MiB)
+                                   max_xml_part_bytes=400 * _MiB, max_total_bytes=1024 * _MiB)
 
 COUNTED = (ACCEPTED, NEEDS_FIX)  # statuses whose figures enter the aggregates
 STATUS_ORDER = (MISSING, NEEDS_FIX, UNREADABLE, UNEXPECTED, FOREIGN, ACCEPTED)
@@ -915,7 +916,10 @@ def _write_master_book(path: Path, book: _Book, csvs: _CsvFiles | None, tmp: Pat
     wb.set_custom_property("sheettool_masterbook", "1")
     if fiscal_year is not None:
         wb.set_custom_property("sheettool_fiscal_year", str(fiscal_year))
-    wb.close()
+    try:
+        wb.close()
+    except FileCreateError as e:  # XlsxWriter's wrapper of the OSError (a full disk): the OSError says it
+        raise (e.args[0] if e.args and isinstance(e.args[0], OSError) else OSError(str(e))) from None
     _assemble(parts, fmts.splices, path)
 
 
