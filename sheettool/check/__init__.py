@@ -73,6 +73,7 @@ def _check_package(pkg: Package, name: str, template: str | None = None,
     result = CheckResult(name, None, list(pkg.warnings))
     failure = None
     try:
+        pkg.scan_xml()  # a DTD in any part, even one never read, marks the file hostile (F115)
         _check_book(Book(pkg), name, result, template, known)
     except UnreadableFile as e:  # a part that fails to parse once we get to it
         # what was said about the content so far (T201, T206, ...) is moot: the file is unreadable

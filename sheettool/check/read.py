@@ -118,7 +118,7 @@ def read_fields(ctx: Context) -> None:
             reading.problem = "範囲外"  # read, but no value of this field: formulas using it are not computed
             continue
         if reading.changes:
-            ctx.add("V301", placed, raw=show(raw), value="-" if reading.dash else show(reading.value, ftype),
+            ctx.add("V301", placed, raw=show(raw, ftype), value="-" if reading.dash else show(reading.value, ftype),
                     changes="、".join(reading.changes))
         if reading.value is not None:
             ctx.tpl.set_(ctx.record, placed.path, reading.value)
@@ -227,9 +227,16 @@ def show(value: Any, ftype: CellType | None = None) -> str:
     if isinstance(value, bool):
         if ftype is not None and ftype.kind in ("yesno", "mark"):
             return str(ftype.to_cell(value))
+        if ftype is not None:
+            return "TRUE" if value else "FALSE"  # a logical value where no 有/無 belongs
         return "有" if value else "無"
+    if isinstance(value, int | float) and abs(value) >= HUGE:
+        return repr(float(value))  # 1.7976931348623157e+308, not 309 digits
     if isinstance(value, float):
         return f"{int(value):,}" if value.is_integer() else repr(value)
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+HUGE = 1e15  # from here a number is shown as 1.5e+20

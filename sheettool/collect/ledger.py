@@ -509,6 +509,19 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
+_SQLITE_REASONS = (  # SQLite's English, as the user needs it
+    ("disk is full", "ディスクの空き容量が足りません"),
+    ("disk i/o error", "ディスクに書き込めません。空き容量が足りないか、装置の入出力エラーです"),
+    ("readonly", "読み取り専用の場所か、書き込みの権限がありません"),
+    ("unable to open", "台帳ファイルを開けません"),
+)
+
+
+def _sqlite_reason(exc: sqlite3.Error) -> str:
+    text = str(exc).lower()
+    return next((reason for key, reason in _SQLITE_REASONS if key in text), str(exc))
+
+
 def _damaged_result(path: str, template: str | None, exc: BaseException) -> CheckResult:
     """What a stored result that cannot be read back stands for: an unreadable file, said so."""
     detail = str(exc) if isinstance(exc, _Damaged) else "保存形式が正しくありません"
@@ -691,7 +704,8 @@ class Ledger:
                     f"{self._timeout:g} 秒待っても書き込めませんでした。"
                     "その処理が終わってから、もう一度実行してください。"
                 ) from exc
-            raise LedgerError(f"台帳（{self.db_path}）を読み書きできません（{exc}）。") from exc
+            raise LedgerError(f"台帳（{self.db_path}）を読み書きできません（{_sqlite_reason(exc)}）。"
+                              "台帳フォルダの空き容量と書き込み権限を確認してください。") from exc
         except sqlite3.DatabaseError as exc:
             raise LedgerError(
                 f"台帳（{self.db_path}）が壊れているか、台帳ファイルではありません（{exc}）。"

@@ -263,5 +263,7 @@ def bound_problem(value: Any, minimum: float | None, maximum: float | None) -> s
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 1e15:
+        return repr(float(value))  # 1.7976931348623157e+308 (LibreOffice's 1E+400), not 309 digits
     text = str(value)
     return text if len(text) <= 40 else text[:39] + "…"
