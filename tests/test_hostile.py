@@ -679,6 +679,27 @@ def _(kit: Kit) -> list[str]:
     return ["rollforward", str(src), "--records-only", str(kit.out / "next.json")]
 
 
+@case("rates-nan", 2, says=("単価ファイル", "NaN"))
+def _(kit: Kit) -> list[str]:
+    rates = kit.write("rates.json", '{"2022": {"salary_per_fte": NaN, "overtime_per_hour": 2446}}')
+    return ["generate", str(kit.records("records.json", seed_records()[:1])), "--out", str(kit.out / "gen"),
+            "--rates", str(rates)]
+
+
+@case("rates-100000-deep", 2, says=("単価ファイル", "入れ子"))
+def _(kit: Kit) -> list[str]:
+    rates = kit.write("rates.json", '{"2022": ' + DEEP + "}")
+    return ["generate", str(kit.records("records.json", seed_records()[:1])), "--out", str(kit.out / "gen"),
+            "--rates", str(rates)]
+
+
+@case("mapping-100000-deep", 2, says=("対応表ファイル", "入れ子"))
+def _(kit: Kit) -> list[str]:
+    mapping = kit.write("mapping.json", '{"organizations": ' + DEEP + "}")
+    return ["rollforward", str(kit.records("records.json", seed_records()[:1])), "--mapping", str(mapping),
+            "--records-only", str(kit.out / "next.json")]
+
+
 @case("sheet-xml-over-the-cap", 2, ("F111",), says=("上限 8.0 MiB",))
 def _(kit: Kit) -> list[str]:
     # 16 MB zipped, 46 MiB of sheet XML: within the old limits, it cost 1.3 GB to read
@@ -849,3 +870,54 @@ def test_collect_workers_have_a_memory_budget(generated: dict[str, Path], tmp_pa
     assert len(rows) == 7  # six templates (copies share their content) and the big one
     assert [f["code"] for f in json.loads(rows["zz_big.xlsx"])] == ["F123"]
     assert all("F123" not in text for name, text in rows.items() if name != "zz_big.xlsx")
+
+
+# --------------------------------------------------------------------------- typed in LibreOffice
+
+
+def test_text_typed_in_libreoffice_reads_back_as_typed(calc, generated: dict[str, Path], tmp_path: Path) -> None:
+    """LibreOffice (like Excel) stores a typed "_x0041_" as "_x005F_x0041_"; it is read, and the
+    master book writes it, exactly once. A typed TRUE in a money cell is a warning, never a
+    silent 1; a typed 1E+400 (stored by LibreOffice as 1.797…E+308) is out of bounds, as stored."""
+    typed_in = {"f_summary": "_x0041_ と _x005F_", "f_costs_2022_other": "TRUE",
+                "f_costs_2022_budget": "1E+400", "f_indicators_1_name": "_x0041_ の指標"}
+    with calc.open(generated["088"]) as doc:
+        doc.type(typed_in)
+        doc.recalc()
+        saved = doc.save(tmp_path / "in" / "088.xlsx")
+    with zipfile.ZipFile(saved) as zf:
+        assert b"_x005F_x0041_" in zf.read("xl/sharedStrings.xml")
+    result = check_file(saved)
+    assert result.record["summary"] == "_x0041_ と _x005F_"
+    assert result.record["indicators"][0]["name"] == "_x0041_ の指標"
+    cost = next(c for c in result.record["costs"] if c["year"] == 2022)
+    assert cost["other"] == 1 and cost["budget"] is None
+    found = {f.code: f for f in result.findings}
+    assert "論理値「TRUE」" in found["V301"].message and found["V301"].cell == cell("costs.2022.other")
+    assert "1.7976931348623157e+308" in found["S401"].message
+    assert "T214" not in found
+    rc, out, err = run_cli("collect", tmp_path / "in", "--out", tmp_path / "m.xlsx")
+    assert rc == 1, out + err
+    book = Book(package_from_bytes("m.xlsx", (tmp_path / "m.xlsx").read_bytes()))
+    shown = {book.value(c) for s in book.sheets if s.name == "指標" for c in book.read_sheet(s).cells.values()}
+    assert "_x0041_ の指標" in shown and not any("x005F" in str(v) for v in shown)
+
+
+def test_the_dash_survives_libreoffice(calc, tmp_path: Path) -> None:
+    """A record whose 市の関与・優先度 are null because the law sets the project: generated with "-",
+    saved by LibreOffice untouched, read back as the same record without 未入力."""
+    record = seed_record("088")
+    record["category"] = "法定受託事務"
+    record["evaluation"]["city_involvement"] = record["evaluation"]["priority"] = None
+    src = tmp_path / "records.json"
+    src.write_text(json.dumps([record], ensure_ascii=False), encoding="utf-8")
+    rc, out, err = run_cli("generate", src, "--out", tmp_path / "t")
+    assert rc == 0, out + err
+    with calc.open(output_path(tmp_path / "t", record)) as doc:
+        shown = doc.read(["f_evaluation_city_involvement", "f_evaluation_priority"])
+        assert [c["string"] for c in shown.values()] == ["-", "-"]
+        doc.recalc()
+        saved = doc.save(tmp_path / "back.xlsx")
+    result = check_file(saved)
+    assert result.ok, [(f.code, f.message) for f in result.findings if f.is_error]
+    assert result.record["evaluation"] == record["evaluation"]

@@ -73,7 +73,7 @@ from xlsxwriter.utility import (
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
-from ... import findings
+from ... import findings, jsontext
 from ...fileio import TempOutput, atomic_output
 from ...records import RecordsError
 from ...rounding import excel_round
@@ -1538,7 +1538,7 @@ def _finish(ws: Worksheet, *, header_row: int, label: str, freeze_cols: int = 0)
 
 
 def _dump_json(record: dict[str, Any]) -> str:
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    text = jsontext.dumps(record, ensure_ascii=False, separators=(",", ":"))
     # These code points occur only inside JSON strings, where a \u escape means the same.
     text = _JSON_RISKY.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return _JSON_EXCEL_ESCAPE.sub(r"\\u005f", text) if "_x" in text else text
@@ -1583,9 +1583,11 @@ def _parse_record_row(file: str, n: int, row: Sequence[Any]) -> dict:
     if hashlib.sha256(text.encode("utf-8")).hexdigest() != row[4]:
         raise RecordsError(f"{where}: 記録のJSONが保存時と一致しません（編集されたか壊れています）。")
     try:
-        record = json.loads(text)
+        record = jsontext.loads(text)
     except json.JSONDecodeError as e:
         raise RecordsError(f"{where}: 記録のJSONが不正です（{e.msg}）。") from None
+    except jsontext.JSONTextError as e:
+        raise RecordsError(f"{where}: 記録のJSONが不正です（{e}）。") from None
     if not isinstance(record, dict):
         raise RecordsError(f"{where}: 記録がJSONオブジェクトではありません。")
     return record
