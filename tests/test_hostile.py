@@ -463,10 +463,10 @@ def _(kit: Kit) -> list[str]:
 
     real = collect_mod.check_bytes
 
-    def dies_on_poison(data: bytes, name: str, template: str | None = None):
+    def dies_on_poison(data: bytes, name: str, *args: Any, **kwargs: Any):
         if "poison" in name:
             os._exit(9)  # as a worker killed by the kernel
-        return real(data, name, template)
+        return real(data, name, *args, **kwargs)
 
     kit.monkeypatch.setattr(collect_mod, "check_bytes", dies_on_poison)
     for i in range(17):
