@@ -18,10 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import __version__
+from . import __version__, jsontext
+from .fileio import OutputError
 from .findings import Finding
+from .messages import visible
 
 EXIT_OK, EXIT_FINDINGS, EXIT_UNREADABLE = 0, 1, 2
+
+
+def _say(*parts: object, **kwargs: Any) -> None:
+    """``print`` for the terminal: file names and messages from returned files may hold escape sequences."""
+    print(*(visible(str(p)) for p in parts), **kwargs)
 
 
 class UsageError(Exception):
@@ -209,9 +216,11 @@ def _json_text_error(path: Path) -> str | None:
         text = path.read_text(encoding="utf-8-sig")
         if not text.strip():
             return None  # empty: the caller's own message says so
-        json.loads(text)
+        jsontext.loads(text)
     except json.JSONDecodeError as e:
         return _json_problem(e)
+    except jsontext.JSONTextError as e:  # NaN, or nested 100,000 deep
+        return str(e)
     except (OSError, UnicodeDecodeError):
         return None
     return None
@@ -255,9 +264,11 @@ def _explain_broken_lines(file: Path, items: list) -> None:
         if item.error is None or not lineno.isdigit() or not 0 < int(lineno) <= len(lines):
             continue
         try:
-            json.loads(lines[int(lineno) - 1])
+            jsontext.loads(lines[int(lineno) - 1])
         except json.JSONDecodeError as e:
             item.error = f"JSONとして読めません（{e.colno}文字目: {_json_words(e)}）"
+        except jsontext.JSONTextError as e:
+            item.error = f"JSONとして読めません（{e}）"
 
 
 _OS_ERRORS = {
@@ -284,7 +295,7 @@ def _print_findings(found: list[Finding], stream=None) -> None:
     stream = stream or sys.stderr
     for f in found:
         tag = "エラー" if f.is_error else "注意"
-        print(f"{tag} [{f.code}] {f.message}", file=stream)
+        _say(f"{tag} [{f.code}] {f.message}", file=stream)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -301,8 +312,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except (RatesError, TemplateError) as e:
         raise UsageError(str(e)) from None
     _print_findings(result.findings)
-    print(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。"
+    _say(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。"
           + (f" {result.failed}件は作成できませんでした。" if result.failed else ""))
+    if result.unwritten:
+        return EXIT_UNREADABLE  # the output could not be written: not the records' fault
     return EXIT_FINDINGS if result.failed or any(f.is_error for f in result.findings) else EXIT_OK
 
 
@@ -334,7 +347,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         except AnnotateError as e:
             result.findings.append(e.finding)
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+        print(jsontext.dumps(result.to_json(), ensure_ascii=False, indent=2))  # strict JSON: never NaN
     else:
         _print_check(result)
     if not result.readable:
@@ -354,16 +367,16 @@ def _require_template(name: str) -> None:
 def _print_check(result) -> None:
     errors = sum(f.is_error for f in result.findings)
     warnings = len(result.findings) - errors
-    print(f"ファイル: {result.file}")
+    _say(f"ファイル: {result.file}")
     if not result.readable:
-        print("結果: 読み取れません")
+        _say("結果: 読み取れません")
     elif result.ok:
-        print(f"結果: 受理できます（注意 {warnings}件）")
+        _say(f"結果: 受理できます（注意 {warnings}件）")
     else:
-        print(f"結果: 修正が必要です（エラー {errors}件、注意 {warnings}件）")
+        _say(f"結果: 修正が必要です（エラー {errors}件、注意 {warnings}件）")
     for f in sorted(result.findings, key=lambda f: (not f.is_error,)):
         where = f"{f.sheet}!{f.cell} " if f.sheet and f.cell else (f"{f.sheet} " if f.sheet else "")
-        print(f"  {'エラー' if f.is_error else '注意'} [{f.code}] {where}{f.message}")
+        _say(f"  {'エラー' if f.is_error else '注意'} [{f.code}] {where}{f.message}")
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -391,10 +404,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     _print_findings(result.office_problems)
     if result.office_changes:
-        print(f"評価担当課入力の変更 {result.office_changes}件を台帳に記録しました。")
-    print(summary_line(result))
+        _say(f"評価担当課入力の変更 {result.office_changes}件を台帳に記録しました。")
+    _say(summary_line(result))
     for path in result.outputs:
-        print(f"  出力: {path}")
+        _say(f"  出力: {path}")
     # What the master book still shows as a problem; files replaced since no longer count.
     problems = broken or any(not s.result.ok for s in result.current) or bool(result.unreadable)
     return EXIT_FINDINGS if problems else EXIT_OK
@@ -431,19 +444,30 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
     except (records.RecordsError, RatesError, TemplateError) as e:
         raise UsageError(str(e)) from None
     for problem in summary.problems:
-        print(f"エラー: {problem}", file=sys.stderr)
+        _say(f"エラー: {problem}", file=sys.stderr)
     _print_roll_summary(summary)
     failed = broken or bad_additions or bool(summary.problems)
     if records_only:
-        records.dump_json(summary.rolled, records_only)
-        print(f"繰越後の記録を書き出しました: {args.records_only}")
+        _write_records(summary.rolled, records_only)
+        _say(f"繰越後の記録を書き出しました: {args.records_only}")
     if out:
         result = generate([records.Item(f"{i}件目", r) for i, r in enumerate(summary.rolled, start=1)],
                           out, template=args.template, rates=rates, jobs=args.jobs)
         _print_findings(result.findings)
-        print(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。")
+        _say(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。")
         failed = failed or bool(result.failed) or any(f.is_error for f in result.findings)
+        if result.unwritten:
+            return EXIT_UNREADABLE
     return EXIT_FINDINGS if failed else EXIT_OK
+
+
+def _write_records(recs: list[dict], path: str | Path) -> None:
+    from . import records
+
+    try:
+        records.dump_json(recs, path)
+    except OSError as e:
+        raise OutputError(f"記録ファイル（{path}）", e) from None
 
 
 def _records_of(items: list, what: str = "") -> tuple[list[dict], bool]:
@@ -453,25 +477,24 @@ def _records_of(items: list, what: str = "") -> tuple[list[dict], bool]:
         if isinstance(item.data, dict):
             good.append(item.data)
         else:
-            print(f"エラー: {what}{item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}",
+            _say(f"エラー: {what}{item.where}: {item.error or '記録（JSONオブジェクト）ではありません'}",
                   file=sys.stderr)
     return good, len(good) < len(items)
 
 
 def _print_roll_summary(summary) -> None:
     carried = len(summary.rolled) - len(summary.added)
-    print(f"繰越: {carried}件、除外: {len(summary.left_out)}件、追加: {len(summary.added)}件、"
+    _say(f"繰越: {carried}件、除外: {len(summary.left_out)}件、追加: {len(summary.added)}件、"
           f"組織・番号の変更: {len(summary.remapped)}件")
     for no, name, why in summary.left_out:
-        print(f"  除外 {no} {name}（{why}）" if why else f"  除外 {no} {name}")
+        _say(f"  除外 {no} {name}（{why}）" if why else f"  除外 {no} {name}")
     for no in summary.added:
-        print(f"  追加 {no}")
+        _say(f"  追加 {no}")
     for before, after in summary.remapped:
-        print(f"  変更 {before} → {after}")
+        _say(f"  変更 {before} → {after}")
 
 
 def cmd_import_text(args: argparse.Namespace) -> int:
-    from . import records
     from .importers.tsukuba import ImportTextError, parse_text
 
     path = _input_file(args.file, "公表シートのテキスト")
@@ -484,10 +507,10 @@ def cmd_import_text(args: argparse.Namespace) -> int:
     try:
         recs = parse_text(text)
     except ImportTextError as e:
-        print(f"エラー: {e}", file=sys.stderr)
+        _say(f"エラー: {e}", file=sys.stderr)
         return EXIT_FINDINGS
-    records.dump_json(recs, out)
-    print(f"{len(recs)}件の記録を書き出しました: {args.out}")
+    _write_records(recs, out)
+    _say(f"{len(recs)}件の記録を書き出しました: {args.out}")
     return EXIT_OK
 
 
@@ -502,24 +525,24 @@ def cmd_template(args: argparse.Namespace) -> int:
         try:
             tpl = load_unchecked(name)
         except TemplateError as e:
-            print(f"エラー: {e}", file=sys.stderr)
+            _say(f"エラー: {e}", file=sys.stderr)
             failed = True
             continue
         if args.action == "schema":
             changed = write_generated(tpl)
-            print(f"{tpl.directory}: " + (f"{', '.join(changed)} を作り直しました。" if changed else "変更はありません。"))
+            _say(f"{tpl.directory}: " + (f"{', '.join(changed)} を作り直しました。" if changed else "変更はありません。"))
             continue
         problems = lint(tpl)
         for problem in problems:
-            print(f"エラー: {tpl.directory}/{problem}", file=sys.stderr)
-        print(f"{tpl.directory}: " + (f"問題 {len(problems)}件。" if problems else "問題はありません。"))
+            _say(f"エラー: {tpl.directory}/{problem}", file=sys.stderr)
+        _say(f"{tpl.directory}: " + (f"問題 {len(problems)}件。" if problems else "問題はありません。"))
         failed = failed or bool(problems)
     if args.action == "schema" and not args.dir:
         for name, text in bundled_schema_files().items():
             path = resources.schemas_dir() / name
             if not path.is_file() or path.read_text(encoding="utf-8") != text:
                 path.write_text(text, encoding="utf-8")
-                print(f"{path} を作り直しました。")
+                _say(f"{path} を作り直しました。")
     return EXIT_UNREADABLE if failed else EXIT_OK
 
 
@@ -601,22 +624,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             return e.code if isinstance(e.code, int) else EXIT_OK
         return args.func(args)
     except UsageError as e:
-        print(f"エラー: {e}", file=sys.stderr)
+        _say(f"エラー: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
     except KeyboardInterrupt:
-        print("中断しました。", file=sys.stderr)
+        _say("中断しました。", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OutputError as e:  # an output that cannot be written, said with what it was
+        _say(f"エラー: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except RecursionError:  # input nested deeper than any real file: said plainly, not as a bug
+        _say("エラー: 入力の入れ子が深すぎるため処理できません。入力ファイルを確認してください。", file=sys.stderr)
+        return EXIT_UNREADABLE
     except OSError as e:  # a file that cannot be read or written: permissions, a full disk, ...
         if os.environ.get("SHEETTOOL_DEBUG"):
             traceback.print_exc()
-        print(f"エラー: {_os_error_message(e)}", file=sys.stderr)
+        _say(f"エラー: {_os_error_message(e)}", file=sys.stderr)
         return EXIT_UNREADABLE
     except Exception as e:  # a bug, not bad input: say so plainly, keep the trace for debugging
         if os.environ.get("SHEETTOOL_DEBUG"):
             traceback.print_exc()
-        print(f"エラー: 予期しない内部エラーが発生しました（{type(e).__name__}: {e}）。"
+        _say(f"エラー: 予期しない内部エラーが発生しました（{type(e).__name__}: {e}）。"
               "SHEETTOOL_DEBUG=1 を付けて再実行すると詳細が表示されます。", file=sys.stderr)
         return EXIT_UNREADABLE
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import re
 import tempfile
 import unicodedata
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -15,13 +17,59 @@ _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
-def safe_component(text: str, limit: int = 80) -> str:
-    """One path component from untrusted text: no separators, no '..', no reserved names."""
+NAME_MAX = 255  # bytes of one file name on ext4, XFS, APFS, NTFS (UTF-16 units there: fewer)
+_DIGEST = 8  # hex digits of the full text's hash that keep a shortened name unique
+
+
+def safe_component(text: str, limit: int = 80, max_bytes: int = 200) -> str:
+    """One path component from untrusted text: no separators, no '..', no reserved names.
+
+    At most ``limit`` characters and ``max_bytes`` bytes of UTF-8. A name that had to be
+    shortened ends in "~" and a digest of the whole text, so two long names that differ only
+    after the cut stay two names.
+    """
     text = unicodedata.normalize("NFC", str(text))
     text = _UNSAFE.sub("_", text).strip().strip(".")
     if not text or text.upper().split(".")[0] in _RESERVED:
         text = "_" + text
-    return text[:limit]
+    if len(text) <= limit and len(text.encode("utf-8")) <= max_bytes:
+        return text
+    tag = "~" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:_DIGEST]
+    room = max_bytes - len(tag)
+    head = text[: max(limit - len(tag), 1)]
+    while len(head.encode("utf-8")) > room:
+        head = head[:-1]
+    return head.rstrip(" .") + tag
+
+
+class OutputError(Exception):
+    """An output could not be written (disk full, read-only folder, name too long); Japanese message."""
+
+    def __init__(self, what: str, exc: OSError, *, then: str = "") -> None:
+        super().__init__(f"{what}を書き出せません（{describe_os_error(exc, name=False)}）。"
+                         f"{then}出力先の空き容量と書き込み権限を確認してください。")
+
+
+def describe_os_error(exc: OSError, *, name: bool = True) -> str:
+    """What went wrong with a file, in Japanese (naming the file, if ``name`` and it is known)."""
+    reason = _OS_REASONS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
+    shown = exc.filename if name and exc.filename is not None else ""
+    return f"{shown}: {reason}" if shown else reason
+
+
+_OS_REASONS = {
+    errno.ENOSPC: "ディスクの空き容量が足りません",
+    errno.EDQUOT: "ディスクの使用量の上限（クォータ）を超えています",
+    errno.EACCES: "書き込み（または読み取り）の権限がありません",
+    errno.EPERM: "この操作は許可されていません",
+    errno.EROFS: "読み取り専用の場所です",
+    errno.ENAMETOOLONG: "ファイル名が長すぎます",
+    errno.ENOENT: "見つかりません",
+    errno.ENOTDIR: "フォルダではありません",
+    errno.EISDIR: "フォルダです（ファイルではありません）",
+    errno.EEXIST: "同じ名前のファイルがすでにあります",
+    errno.EIO: "装置の入出力エラーです",
+}
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -68,12 +116,18 @@ class TempOutput:
         self._tmp = None
 
     def discard(self) -> None:
-        """Close and remove the temp file unless committed (harmless after commit)."""
+        """Close and remove the temp file unless committed (harmless after commit).
+
+        Closing flushes what is buffered, which fails on a full disk: the file goes all the same.
+        """
         if self._tmp is not None:
-            if hasattr(self, "file"):
-                self.file.close()
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+            try:
+                if hasattr(self, "file"):
+                    with suppress(OSError):
+                        self.file.close()
+            finally:
+                self._tmp.unlink(missing_ok=True)
+                self._tmp = None
 
 
 def _umask() -> int:

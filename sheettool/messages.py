@@ -11,6 +11,7 @@ G6xx generation input; A7xx the annotated copy; C8xx collect.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from string import Formatter
 from typing import Any
@@ -24,10 +25,31 @@ class Message:
     remedy: str = ""
 
     def render(self, values: dict[str, Any]) -> str:
-        text = _SafeFormatter().format(self.template, **values)
+        shown = {k: visible(v) if isinstance(v, str) else v for k, v in values.items()}
+        text = _SafeFormatter().format(self.template, **shown)
         if self.remedy:
-            text += " " + _SafeFormatter().format(self.remedy, **values)
+            text += " " + _SafeFormatter().format(self.remedy, **shown)
         return text
+
+
+# C0 controls and DEL as their Unicode control pictures (U+2400…), C1 controls and the
+# bidirectional overrides as \uXXXX: a message or file name shown on a terminal or written
+# into XML can neither run an escape sequence, reorder what follows, nor break the XML.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+
+
+def _picture(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x20:
+        return chr(0x2400 + code)
+    if code == 0x7F:
+        return "\u2421"
+    return f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """``text`` with every control or direction-changing character shown as a visible symbol."""
+    return _INVISIBLE.sub(lambda m: _picture(m.group()), text) if _INVISIBLE.search(text) else text
 
 
 class _SafeFormatter(Formatter):
@@ -87,6 +109,11 @@ _MESSAGES = [
             "不要なコントロールを削除して保存し直してください。"),
     Message("F121", W, "{file} に埋め込みオブジェクト（他のファイルなど）が含まれています。埋め込まれた内容は読み取りません。",
             "必要な内容はセルに直接入力してください。"),
+    Message("F122", E, "{file} は読み取りの途中で処理できなくなったため、読み取れませんでした（{detail}）。",
+            "配布したテンプレートに入力し直すか、Excel で開いて「Excel ブック（*.xlsx）」として保存し直して提出してください。"
+            "繰り返し起きる場合は、このファイルを添えて評価担当課に連絡してください。"),
+    Message("F123", E, "{file} は読み取りに必要なメモリが上限（{limit}）を超えたため、読み取りを中止しました。",
+            "不要なシート・画像・行列の書式を削除して保存し直し、提出してください。"),
     # --- T2xx: identity and tampering ---
     Message("T201", E, "sheettoolで作成したテンプレートではありません（隠しシート「_meta」がありません）。",
             "評価担当課から配布されたテンプレートに記入して提出してください。"),
@@ -128,6 +155,8 @@ _MESSAGES = [
             "名前の定義（「数式」→「名前の管理」）は削除・変更しないでください。"),
     Message("T220", E, "マネジメントシートが見つかりません。",
             "評価担当課から配布されたテンプレートに記入して提出してください。"),
+    Message("T221", W, "名前の定義「{name}」の参照先「{target}」はセルとして正しくないため、既定の位置 {cell} から読み取りました。",
+            "名前の定義（「数式」→「名前の管理」）は削除・変更しないでください。"),
     # --- V3xx: one cell's value ---
     Message("V301", W, "{label}（{cell}）の「{raw}」を {value} として読み取りました（{changes}）。",
             "次からは入力欄の案内どおりに入力してください。"),
@@ -154,6 +183,10 @@ _MESSAGES = [
     # --- C8xx: collect ---
     Message("C801", E, "{file} は別の様式「{name}」（{template}）の提出です。この様式（{master}）のマスターブックには含めません。",
             "その様式のマスターブックを別に作成してください（sheettool collect 受信フォルダ --template {template} --out 別のマスターブック.xlsx）。"),
+    Message("C802", E, "{file} について受付台帳に保存されていた読み取り結果が壊れていて、保管したファイルからも読み直せないため、読み取れなかったものとして扱います（{detail}）。",
+            "提出元に、このファイルを保存し直して提出し直してもらってください。"),
+    Message("C803", E, "{file} は読み取りの途中で処理が異常終了したため、読み取れませんでした（{detail}）。",
+            "配布したテンプレートに入力し直して提出してください。繰り返し起きる場合は、このファイルを添えて評価担当課に連絡してください。"),
     Message("C804", W, "評価担当課入力（{cell}）の事業番号 {no} の{label}: {problem}。この値は台帳に記録していません。",
             "入力し直してから、もう一度 sheettool collect を実行してください。"),
     Message("C805", W, "マスターブック {file} を読み取れないため、評価担当課入力の内容を読み戻せませんでした。台帳に記録済みの入力は失われていません。",
@@ -174,6 +207,8 @@ _MESSAGES = [
             ""),
     Message("G606", E, "記録 {record}: {other} と同じファイル名（{file}）になります。事業番号と事業名の組が重複しています。",
             "重複した記録を削除するか、事業番号を修正してください。"),
+    Message("G607", E, "記録 {record}: テンプレート {file} を書き出せません（{detail}）。",
+            "出力先の空き容量と書き込み権限を確認し、もう一度実行してください（書き出せた分はそのまま使えます）。"),
     Message("G605", W, "記録 {record}: {year}年度の{field_label}は報告値 {value} を固定値として記載します（{reason}）。",
             ""),
 ]

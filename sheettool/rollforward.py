@@ -22,12 +22,12 @@ projects are added from a records file.
 from __future__ import annotations
 
 import copy
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import jsontext
 from .records import RecordsError
 from .spec import DEFAULT_TEMPLATE, Template, load
 from .spec import formula as fx
@@ -62,10 +62,10 @@ class Mapping:
         The most specific matching rule wins.
         """
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+            data = jsontext.loads(Path(path).read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise MappingError(f"対応表ファイルが見つかりません: {path}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, JSONTextError
             raise MappingError(f"対応表ファイル {path} を読み取れません: {e}") from None
         if not isinstance(data, dict):
             raise MappingError(f"対応表ファイル {path} はJSONオブジェクトではありません。")

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .. import findings
+from ..findings import Finding
+from ..membudget import limit_text as memory_limit_text
 from ..xlsx.read import Book
 from ..xlsx.safety import Package, UnreadableFile, open_package, package_from_bytes
 from . import rules, tamper
@@ -25,7 +27,7 @@ from .context import Context
 from .read import fiscal_year, main_sheet, read_fields, read_meta, resolve_addresses
 from .result import CheckResult
 
-__all__ = ["CheckResult", "check_bytes", "check_file"]
+__all__ = ["CheckResult", "check_bytes", "check_file", "failure_finding"]
 
 
 def check_file(path: str | Path, *, display_name: str | None = None,
@@ -45,7 +47,11 @@ def check_file(path: str | Path, *, display_name: str | None = None,
     except OSError as e:
         return CheckResult(name, None, [findings.make("F100", file=name, detail=e.strerror or str(e))],
                            readable=False)
-    return _check_package(pkg, name, template, known)
+    except Exception as e:  # as in _check_package
+        failure = _released(e)
+    else:
+        return _check_package(pkg, name, template, known)
+    return CheckResult(name, None, [failure_finding(name, failure)], readable=False)
 
 
 def check_bytes(data: bytes, name: str, template: str | None = None,
@@ -55,22 +61,49 @@ def check_bytes(data: bytes, name: str, template: str | None = None,
         pkg = package_from_bytes(name, data)
     except UnreadableFile as e:
         return CheckResult(name, None, [e.finding], readable=False)
-    return _check_package(pkg, name, template, known)
+    except Exception as e:  # as in _check_package
+        failure = _released(e)
+    else:
+        return _check_package(pkg, name, template, known)
+    return CheckResult(name, None, [failure_finding(name, failure)], readable=False)
 
 
 def _check_package(pkg: Package, name: str, template: str | None = None,
                    known: Mapping[str, str] | None = None) -> CheckResult:
-    try:
-        book = Book(pkg)
-    except UnreadableFile as e:
-        return CheckResult(name, None, [e.finding], readable=False)
     result = CheckResult(name, None, list(pkg.warnings))
+    failure = None
     try:
-        _check_book(book, name, result, template, known)
+        pkg.scan_xml()  # a DTD in any part, even one never read, marks the file hostile (F115)
+        _check_book(Book(pkg), name, result, template, known)
     except UnreadableFile as e:  # a part that fails to parse once we get to it
         # what was said about the content so far (T201, T206, ...) is moot: the file is unreadable
         return CheckResult(name, None, [*pkg.warnings, e.finding], readable=False)
+    except Exception as e:  # the last line of defence (RecursionError and MemoryError included)
+        # Every known way a file can be wrong is a finding above; whatever is left must still
+        # cost this one file only, and say which file and what.
+        failure = _released(e)
+    if failure is not None:  # outside the handler: what the failed reading held is freed by now
+        return CheckResult(name, None, [*pkg.warnings, failure_finding(name, failure)], readable=False)
     return result
+
+
+def _released(exc: BaseException) -> BaseException:
+    """``exc`` without its traceback, whose frames hold what the failed reading allocated."""
+    exc.__traceback__ = None
+    exc.__context__ = exc.__cause__ = None
+    return exc
+
+
+def failure_finding(name: str, exc: BaseException) -> Finding:
+    """One file's failure that no check foresaw, as a finding naming the file and what happened."""
+    if isinstance(exc, MemoryError):
+        return findings.make("F123", file=name, limit=memory_limit_text())
+    if isinstance(exc, RecursionError):
+        detail = "内部データの入れ子が深すぎます"
+    else:
+        what = str(exc)
+        detail = f"内部データに想定していない値があります: {type(exc).__name__}" + (f": {what[:200]}" if what else "")
+    return findings.make("F122", file=name, detail=detail)
 
 
 def _check_book(book: Book, name: str, result: CheckResult, template: str | None = None,

@@ -9,6 +9,7 @@ an error that keeps the raw text.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -44,9 +45,9 @@ def read_value(raw: Any, ftype: CellType) -> Reading:
         return Reading()
     if isinstance(raw, ErrorValue):
         return Reading(problem=f"セルがエラー値「{raw}」になっています")
-    if isinstance(raw, bool):
-        raw = float(raw) if ftype.kind not in ("yesno", "mark") else ftype.to_cell(raw)
     reading = Reading()
+    if isinstance(raw, bool):
+        raw = _logical(raw, ftype, reading)
     if isinstance(raw, str):
         raw = _clean_text(raw, reading, ftype)
         if raw is None:
@@ -74,6 +75,19 @@ def read_value(raw: Any, ftype: CellType) -> Reading:
     return reading
 
 
+def _logical(raw: bool, ftype: CellType, reading: Reading) -> Any:
+    """A TRUE/FALSE cell: 有/無 where that is the field's kind, else never silently a number."""
+    if ftype.kind in ("yesno", "mark"):
+        return ftype.to_cell(raw)
+    shown = "TRUE" if raw else "FALSE"
+    if ftype.kind in ("integer", "number"):
+        reading.changes.append(f"論理値「{shown}」を {int(raw)} として読みました")
+        return float(raw)
+    if ftype.kind in ("text", "code"):
+        reading.changes.append(f"論理値「{shown}」を文字列として読みました")
+    return shown  # a score or a choice: the text is checked like any typed text
+
+
 def _clean_text(text: str, reading: Reading, ftype: CellType) -> str | None:
     stripped = text.strip(_SPACES)
     if ftype.kind == "text" and (ftype.max_length or 0) > 100 and stripped:
@@ -96,7 +110,7 @@ def _number(raw: Any, ftype: CellType, reading: Reading) -> Reading:
     if isinstance(raw, str):
         parsed = _parse_number_text(raw, reading)
         if parsed is None:
-            reading.problem = f"「{raw}」を数値として読み取れません"
+            reading.problem = reading.problem or f"「{raw}」を数値として読み取れません"
             return reading
         raw = parsed
     value = float(raw)
@@ -191,8 +205,12 @@ def _parse_number_text(text: str, reading: Reading) -> float | None:
     t = t.replace("−", "-")
     if not _NUMBER.match(t):
         return None
-    reading.changes.append("文字列として入力された数値を数値として読みました")
     value = float(t)
+    if not math.isfinite(value):  # 1E+400: typed, but no number a spreadsheet can hold
+        reading.changes.clear()
+        reading.problem = f"「{text}」は数値として大きすぎます"
+        return None
+    reading.changes.append("文字列として入力された数値を数値として読みました")
     return -value if negative else value
 
 

@@ -7,13 +7,15 @@ as data: ``recompute`` computes them from the inputs with the template's formula
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from ..spec import Placed, Template
 from ..spec import formula as fx
 from ..spec.celltypes import CellType
+from ..spec.schema import SERIES_YEARS, bound_problem
 from ..xlsx import meta as meta_mod
-from ..xlsx.read import Book, Sheet, SheetData, split_ref
+from ..xlsx.read import Book, Sheet, SheetData, is_cell, split_ref
 from .context import Context
 from .normalize import read_value
 
@@ -57,8 +59,9 @@ def fiscal_year(book: Book, data: SheetData, tpl: Template, meta: dict[str, Any]
         probe = tpl.place(2000).fields.get("fiscal_year")
         cell = probe.cell if probe else None
     value = book.value(data.cells.get(cell)) if cell else None
-    on_sheet = int(value) if isinstance(value, float) and value.is_integer() and 1990 <= value <= 2110 else None
-    recorded = meta.get("fiscal_year") if isinstance(meta.get("fiscal_year"), int) else None
+    on_sheet = int(value) if isinstance(value, float) and value.is_integer() and _plausible(value) else None
+    recorded = meta.get("fiscal_year")
+    recorded = recorded if isinstance(recorded, int) and _plausible(recorded) else None  # _meta may say 0
     candidates = [fy for fy in (recorded, on_sheet) if fy is not None]
     if len(candidates) < 2 or candidates[0] == candidates[1]:
         return candidates[0] if candidates else None
@@ -69,6 +72,10 @@ def fiscal_year(book: Book, data: SheetData, tpl: Template, meta: dict[str, Any]
     return max(candidates, key=named)  # a tie keeps _meta's year
 
 
+def _plausible(year: float) -> bool:
+    return SERIES_YEARS[0] <= year <= SERIES_YEARS[1]
+
+
 def resolve_addresses(ctx: Context) -> None:
     """Where each item really is: its defined name if it points into the main sheet."""
     for placed in ctx.placement.items:
@@ -77,8 +84,11 @@ def resolve_addresses(ctx: Context) -> None:
         target = ctx.book.names.get(placed.name)
         if target:
             sheet, cell = split_ref(target)
-            if sheet in (None, ctx.sheet_name) and cell:
+            if sheet in (None, ctx.sheet_name) and is_cell(cell):
                 ctx.addresses[placed.name] = cell
+                continue
+            if sheet in (None, ctx.sheet_name):  # ZZZZ1, #REF!: no cell to read from
+                ctx.add("T221", placed, name=placed.name, target=target, cell=placed.cell)
                 continue
         if ctx.meta:
             ctx.add("T219", placed, name=placed.name, cell=placed.cell)
@@ -104,8 +114,11 @@ def read_fields(ctx: Context) -> None:
         if reading.problem:
             ctx.add("V302", placed, problem=reading.problem, hint=hint(ftype))
             continue
+        if not within_bounds(ctx, placed, reading.value):
+            reading.problem = "範囲外"  # read, but no value of this field: formulas using it are not computed
+            continue
         if reading.changes:
-            ctx.add("V301", placed, raw=show(raw), value="-" if reading.dash else show(reading.value, ftype),
+            ctx.add("V301", placed, raw=show(raw, ftype), value="-" if reading.dash else show(reading.value, ftype),
                     changes="、".join(reading.changes))
         if reading.value is not None:
             ctx.tpl.set_(ctx.record, placed.path, reading.value)
@@ -135,6 +148,24 @@ def _clear(ctx: Context, path: str) -> None:
     node = ctx.tpl.get(ctx.record, head) if head else ctx.record
     if isinstance(node, dict):
         node[name] = None
+
+
+def within_bounds(ctx: Context, placed: Placed, value: Any) -> bool:
+    """Is a number within its field's bounds? If not, S401 at the cell (the record never holds it).
+
+    The schema states the same bounds; checking them here keeps an absurd number (1.7e308 in
+    従事割合) out of every formula computed from it, the ledger and the master book.
+    """
+    leaf = ctx.tpl.field(placed.path)
+    if leaf is None or leaf.kind not in ("integer", "number") or not isinstance(value, int | float | Decimal):
+        return True
+    if isinstance(value, bool):
+        return True
+    problem = bound_problem(value, leaf.min, leaf.max)
+    if problem is None:
+        return True
+    ctx.add("S401", placed, field=placed.path, at=f"（{ctx.cell(placed)}）", problem=problem)
+    return False
 
 
 def recompute(ctx: Context, placed: Placed) -> Any:
@@ -196,9 +227,16 @@ def show(value: Any, ftype: CellType | None = None) -> str:
     if isinstance(value, bool):
         if ftype is not None and ftype.kind in ("yesno", "mark"):
             return str(ftype.to_cell(value))
+        if ftype is not None:
+            return "TRUE" if value else "FALSE"  # a logical value where no 有/無 belongs
         return "有" if value else "無"
+    if isinstance(value, int | float) and abs(value) >= HUGE:
+        return repr(float(value))  # 1.7976931348623157e+308, not 309 digits
     if isinstance(value, float):
         return f"{int(value):,}" if value.is_integer() else repr(value)
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+HUGE = 1e15  # from here a number is shown as 1.5e+20

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from .. import wareki
-from ..spec import formula as fx
 from ..spec.rules import ORPHAN_CODE, Rule
 from .context import Context
 
@@ -29,10 +28,7 @@ def _wording(rule: Rule) -> dict[str, Any]:
 
 def _holds(ctx: Context, record: dict[str, Any], text: str) -> tuple[bool, dict[str, Any]]:
     """Whether a condition holds for ``record``, and the values it read (for the message)."""
-    expr = ctx.tpl.condition(text, {"fiscal_year": ctx.placement.fiscal_year})
-    values = {path: ctx.tpl.get(record, path) for path in expr.refs()}
-    result = expr.evaluate(fx.Env(values, ctx.tpl.tables))
-    return result is True or (isinstance(result, Decimal) and result != 0), values
+    return ctx.tpl.holds(text, record, ctx.placement.fiscal_year)
 
 
 def years(path: str, fiscal_year: int) -> str:

@@ -18,7 +18,7 @@ from ..spec import DEFAULT_TEMPLATE, Placed, Template, TemplateError, load
 from ..spec import formula as fx
 from ..xlsx import meta as meta_mod
 from .context import Context
-from .read import UNREADABLE, recompute
+from .read import UNREADABLE, recompute, within_bounds
 
 _OWN_SHEETS = ("_lists", meta_mod.SHEET)
 
@@ -111,6 +111,8 @@ def check_formulas(ctx: Context) -> None:
 
 def _set(ctx: Context, placed: Placed, value: Any) -> None:
     """The record takes a formula's value as its field's kind holds it (an integer, or a number)."""
+    if not within_bounds(ctx, placed, value):
+        return
     leaf = ctx.tpl.field(placed.path)
     number = Decimal(str(value))
     if leaf is not None and leaf.kind == "integer" and number == number.to_integral_value():

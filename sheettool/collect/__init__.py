@@ -16,14 +16,15 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .. import findings
-from ..check import check_bytes
-from ..fileio import atomic_output
+from .. import findings, membudget
+from ..check import check_bytes, failure_finding
+from ..fileio import OutputError, atomic_output
 from ..records import jsonl_line
 from ..spec import DEFAULT_TEMPLATE, Template, available, load
 from . import master as masterbook
@@ -89,18 +90,19 @@ def _work(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
     """Read once, hash, check and archive the same bytes (runs in a worker).
 
     Only the size of archived content goes back to the main process: pickling
-    the bytes there cost more than the check's findings.
+    the bytes there cost more than the check's findings. Whatever goes wrong with
+    the file is a finding for it; only the store failing (LedgerError) stops the batch.
     """
     try:
         data = Path(task.path).read_bytes()
-    except OSError as e:
-        data = b""
-        result = CheckResult(task.relpath, None, [findings.make("F100", file=task.relpath,
-                                                                detail=e.strerror or str(e))],
-                             readable=False)
-        return task, sha256_bytes(data), data, result
+    except (OSError, MemoryError) as e:
+        detail = e.strerror or str(e) if isinstance(e, OSError) else "メモリが足りません"
+        return _unread(task, findings.make("F100", file=task.relpath, detail=detail))
     sha = sha256_bytes(data)
-    result = check_bytes(data, task.relpath, known=dict(task.known))
+    try:
+        result = check_bytes(data, task.relpath, known=dict(task.known))
+    except Exception as e:  # check_bytes catches all it can; this is for a MemoryError on the way out
+        result = CheckResult(task.relpath, None, [failure_finding(task.relpath, e)], readable=False)
     # Archived here, in parallel, before the ledger records it (the fsyncs are most of a file's cost).
     archive_content(Path(task.workspace), sha, archive_ext(task.relpath), data)
     return task, sha, Archived(len(data)), result
@@ -120,10 +122,15 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
         known = ((given.id, str(given.directory)),)
     with Ledger.open(workspace) as ledger:
         ledger.tidy()  # half-written archive files of a killed run
+        # results an older version stored that cannot be read back are checked again from the archive
+        ledger.repair_results(lambda data, rel: check_bytes(data, rel, known=dict(known)))
         tasks = []
         for path in inbox_files(inbox, exclude=(workspace, master)):
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # gone since it was listed: nothing to read, nothing to record
             result.seen += 1
-            st = path.stat()
             rel = relpath_for(inbox, path)
             sha = ledger.known_sha(rel, st.st_size, st.st_mtime_ns)
             if sha is not None and ledger.has_result(sha):
@@ -156,11 +163,15 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
             expected = None if expected is None else [r for r in expected if _template_id(r) == tpl.id]
             result.expected = expected
             result.template = tpl.id
-            lines = stack.enter_context(atomic_output(json_out)) if json_out else None
-            current = _records_out(ledger.iter_current(tpl.id), lines, None if expected_years else years,
-                                   tpl, entered)
-            written = masterbook.write_all(master, csv_dir, current, expected, history,
-                                           lambda: _most_common(expected_years or years), tpl=tpl)
+            try:
+                lines = stack.enter_context(atomic_output(json_out)) if json_out else None
+                current = _records_out(ledger.iter_current(tpl.id), lines, None if expected_years else years,
+                                       tpl, entered)
+                written = masterbook.write_all(master, csv_dir, current, expected, history,
+                                               lambda: _most_common(expected_years or years), tpl=tpl)
+            except OSError as e:  # every submission is recorded already; only the outputs failed
+                raise OutputError(f"マスターブック（{master}）と CSV・JSON Lines の一部または全部", e,
+                                  then="受け付けた提出はすべて台帳に記録済みです。") from None
     result.foreign = [s for s in history if s.current and s.template not in (None, result.template)]
     result.current, result.history, result.unreadable = written.current, history, written.unreadable
     result.fiscal_year = written.fiscal_year
@@ -202,13 +213,52 @@ def _records_out(current: Iterable[Submission], lines: IO[bytes] | None, years: 
         yield sub
 
 
+def _unread(task: _Task, finding: findings.Finding) -> tuple[_Task, str, bytes, CheckResult]:
+    """A file that could not even be read: empty content, one finding."""
+    return task, sha256_bytes(b""), b"", CheckResult(task.relpath, None, [finding], readable=False)
+
+
+def _worker_start() -> None:
+    membudget.apply_worker_budget()  # a file needing more memory fails alone, as F123
+
+
 def _run(tasks: list[_Task], jobs: int | None) -> Iterator[tuple[_Task, str, bytes | Archived, CheckResult]]:
+    """Each task's outcome, in order; a worker that dies (killed, crashed) costs one file, not the batch."""
     jobs = jobs or os.cpu_count() or 1
     if jobs <= 1 or len(tasks) < PARALLEL_MIN:
         yield from map(_work, tasks)
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(_work, tasks, chunksize=8)
+    pending = list(tasks)
+    while pending:
+        done = 0
+        try:
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) as pool:
+                for outcome in pool.map(_work, pending, chunksize=8):
+                    done += 1
+                    yield outcome
+            return
+        except BrokenProcessPool:
+            # The file that broke it is among those in flight: the first left, alone, tells.
+            pending = pending[done:]
+            yield _alone(pending.pop(0))
+
+
+def _alone(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
+    """One task in a worker of its own; if that worker dies too, the file is C803."""
+    try:
+        with ProcessPoolExecutor(max_workers=1, initializer=_worker_start) as pool:
+            return pool.submit(_work, task).result()
+    except BrokenProcessPool:
+        pass
+    # recorded as what it is (its own hash, archived), so the next run does not try it again
+    finding = findings.make("C803", file=task.relpath, detail="読み取り用の処理が停止しました")
+    try:
+        data = Path(task.path).read_bytes()
+    except OSError:
+        return _unread(task, finding)
+    sha = sha256_bytes(data)
+    archive_content(Path(task.workspace), sha, archive_ext(task.relpath), data)
+    return task, sha, Archived(len(data)), CheckResult(task.relpath, None, [finding], readable=False)
 
 
 def _expected_years(expected: list[dict[str, Any]] | None) -> Counter:

@@ -55,6 +55,12 @@ Idempotency
     leaves :meth:`Ledger.current`, :meth:`Ledger.history` and the archive
     exactly as they were. The first stored check result of a content is kept.
 
+    The one exception: a result that cannot be read back (an older version stored NaN,
+    which is not JSON, or a record with 1.7e308). :meth:`Ledger.repair_results`, run
+    once per store by ``collect``, checks the archived file again and stores that result
+    (the file unreadable, C802, if its archived copy is gone). Reading is tolerant all
+    the same: such a row reads as an unreadable file with finding C802, never an error.
+
 Crash safety and concurrency
     Everything one file contributes is one ``BEGIN IMMEDIATE`` transaction,
     preceded by the archive write (content-addressed, so a leftover from a
@@ -103,7 +109,7 @@ import re
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -111,6 +117,8 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any
 
+from .. import findings, jsontext
+from ..fileio import describe_os_error
 from ..findings import Finding
 from ..spec import DEFAULT_TEMPLATE
 from .submission import ACCEPTED, NEEDS_FIX, UNREADABLE, CheckResult, Submission
@@ -135,6 +143,7 @@ SCHEMA_VERSION = 2  # 2: submissions.template, current keyed by (template, proje
 DB_NAME = "ledger.sqlite3"
 ARCHIVE_DIR = "archive"
 DEFAULT_TIMEOUT = 30.0  # seconds a write waits for another collect on the same store
+_CHECKED_KEY = "results_checked"  # in meta: every stored result was read back once (suspect_results)
 
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _ARCHIVE_EXTS = (".xlsx", ".xlsm")
@@ -208,8 +217,10 @@ _SELECT = (
 _INFO_SELECT = (
     "SELECT s.sha256, s.first_path, s.first_seen_ns, s.mtime_ns, s.status, s.readable,"
     " s.record_json IS NOT NULL, s.record_json IS NOT NULL AND s.record_json != '{}',"
-    " json_extract(s.record_json, '$.project_no'), json_type(s.record_json, '$.project_no'),"
-    " s.meta_json, s.findings_json, c.sha256 IS NOT NULL, s.template"
+    " CASE WHEN json_valid(s.record_json) THEN json_extract(s.record_json, '$.project_no') END,"
+    " CASE WHEN json_valid(s.record_json) THEN json_type(s.record_json, '$.project_no') END,"
+    " s.meta_json, s.findings_json, c.sha256 IS NOT NULL, s.template,"
+    " s.record_json IS NULL OR json_valid(s.record_json)"
     " FROM submissions s LEFT JOIN current c ON c.sha256 = s.sha256"
 )
 _NEWEST = (
@@ -347,7 +358,40 @@ def _json_default(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
+    # strict JSON always: SQLite's JSON functions refuse NaN, and one such row would break every query
+    return jsontext.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
+
+
+class _Damaged(ValueError):
+    """A stored result that is not strict JSON, or holds a number no check result can hold."""
+
+
+_ABSURD = 1e15  # beyond every bound of every template (money tops out at 999,999,999)
+
+
+def _loads(text: str, *, record: bool = False) -> Any:
+    """Stored JSON read back strictly (a row an older version wrote may hold NaN, or a record 1.7e308)."""
+    try:
+        value = jsontext.loads(text)
+    except ValueError as exc:
+        raise _Damaged(str(exc)) from None
+    if record and _absurd(value):
+        raise _Damaged("記録に大きすぎる数値があります")
+    return value
+
+
+def _absurd(value: Any) -> bool:
+    stack = [value]
+    while stack:  # iterative: loads already bounded the depth, this keeps to it
+        item = stack.pop()
+        if isinstance(item, float | int) and not isinstance(item, bool):
+            if not -_ABSURD <= item <= _ABSURD:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _project_no(result: CheckResult) -> str | None:
@@ -376,7 +420,7 @@ def _json_value(value: Any, json_type: str | None) -> Any:
     if json_type == "false":
         return False
     if json_type in ("object", "array"):
-        return json.loads(value)
+        return _loads(value)
     return value
 
 
@@ -389,7 +433,7 @@ def _findings_from_json(text: str) -> list[Finding]:
         Finding(code=d["code"], severity=d["severity"], message=d["message"],
                 sheet=d.get("sheet"), cell=d.get("cell"), field=d.get("field"),
                 params=d.get("params") or {})
-        for d in json.loads(text)
+        for d in _loads(text)
     ]
 
 
@@ -478,6 +522,26 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
+_SQLITE_REASONS = (  # SQLite's English, as the user needs it
+    ("disk is full", "ディスクの空き容量が足りません"),
+    ("disk i/o error", "ディスクに書き込めません。空き容量が足りないか、装置の入出力エラーです"),
+    ("readonly", "読み取り専用の場所か、書き込みの権限がありません"),
+    ("unable to open", "台帳ファイルを開けません"),
+)
+
+
+def _sqlite_reason(exc: sqlite3.Error) -> str:
+    text = str(exc).lower()
+    return next((reason for key, reason in _SQLITE_REASONS if key in text), str(exc))
+
+
+def _damaged_result(path: str, template: str | None, exc: BaseException) -> CheckResult:
+    """What a stored result that cannot be read back stands for: an unreadable file, said so."""
+    detail = str(exc) if isinstance(exc, _Damaged) else "保存形式が正しくありません"
+    return CheckResult(path, None, [findings.make("C802", file=path, detail=detail)], readable=False,
+                       template=template)
+
+
 # --- the ledger --------------------------------------------------------------------
 
 
@@ -514,7 +578,7 @@ def archive_content(workspace: Path, sha256: str, ext: str, data: bytes, *, trus
         _atomic_write(path, data)
     except OSError as exc:
         raise LedgerError(
-            f"受領ファイルを台帳フォルダに保管できません（{path}: {exc.strerror or exc}）。"
+            f"受領ファイルを台帳フォルダに保管できません（{path}: {describe_os_error(exc, name=False)}）。"
             "空き容量と書き込み権限を確認してください。"
         ) from exc
 
@@ -538,7 +602,7 @@ class Ledger:
             (workspace / ARCHIVE_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LedgerError(
-                f"台帳フォルダ（{workspace}）を作成できません（{exc.strerror or exc}）。"
+                f"台帳フォルダ（{workspace}）を作成できません（{describe_os_error(exc, name=False)}）。"
                 "書き込みできる場所を --store で指定してください。"
             ) from exc
         try:
@@ -655,7 +719,8 @@ class Ledger:
                     f"{self._timeout:g} 秒待っても書き込めませんでした。"
                     "その処理が終わってから、もう一度実行してください。"
                 ) from exc
-            raise LedgerError(f"台帳（{self.db_path}）を読み書きできません（{exc}）。") from exc
+            raise LedgerError(f"台帳（{self.db_path}）を読み書きできません（{_sqlite_reason(exc)}）。"
+                              "台帳フォルダの空き容量と書き込み権限を確認してください。") from exc
         except sqlite3.DatabaseError as exc:
             raise LedgerError(
                 f"台帳（{self.db_path}）が壊れているか、台帳ファイルではありません（{exc}）。"
@@ -782,6 +847,74 @@ class Ledger:
 
     def _archive(self, sha256: str, ext: str, data: bytes, *, trust_existing: bool) -> None:
         archive_content(self.workspace, sha256, ext, data, trust_existing=trust_existing)
+
+    # -- repairing results an older version stored
+
+    def suspect_results(self) -> list[tuple[str, str]]:
+        """(sha256, first path) of every stored result that does not read back as it should.
+
+        A result an older sheettool stored may hold NaN (no JSON: SQLite's JSON functions then
+        fail on every query) or a record with 1.7e308 (which no template's bounds allow). The
+        whole store is looked at once, then ``meta`` says so: results written since are strict
+        JSON with bounded numbers by construction, and reading them stays tolerant regardless.
+        """
+        with self._errors():
+            if self._conn.execute("SELECT 1 FROM meta WHERE key = ?", (_CHECKED_KEY,)).fetchone():
+                return []
+            suspect = []
+            rows = self._conn.execute("SELECT sha256, first_path, record_json, findings_json, meta_json"
+                                      f" FROM submissions s ORDER BY {_ORDER}")
+            for sha256, path, record_json, findings_json, meta_json in rows:
+                try:
+                    if record_json is not None:
+                        _loads(record_json, record=True)
+                    _findings_from_json(findings_json)
+                    _loads(meta_json)
+                except (_Damaged, KeyError, TypeError, AttributeError):
+                    suspect.append((sha256, path))
+            return suspect
+
+    def repair_results(self, recheck: Callable[[bytes, str], CheckResult]) -> list[str]:
+        """Check each suspect result's archived file again (``recheck(data, path)``) and store that.
+
+        The one exception to "a stored result is never changed": one that cannot be read back.
+        A file whose archived copy is gone becomes unreadable, with a finding (C802). Returns the
+        paths repaired.
+        """
+        repaired = []
+        for sha256, path in self.suspect_results():
+            row = self._row(sha256)
+            data = self._archived_bytes(sha256, row["ext"])
+            result = (recheck(data, path) if data is not None
+                      else _damaged_result(path, row["template"], _Damaged("保管したファイルがありません")))
+            with self._errors(), self._transaction() as conn:
+                self._replace_result(conn, sha256, result)
+            repaired.append(path)
+        with self._errors(), self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, '1')", (_CHECKED_KEY,))
+        return repaired
+
+    def _archived_bytes(self, sha256: str, ext: str) -> bytes | None:
+        try:
+            data = self._archive_file(sha256, ext).read_bytes()
+        except OSError:
+            return None
+        return data if sha256_bytes(data) == sha256 else None
+
+    def _replace_result(self, conn: sqlite3.Connection, sha256: str, result: CheckResult) -> None:
+        before = conn.execute("SELECT template, project_no, eligible FROM submissions WHERE sha256 = ?",
+                              (sha256,)).fetchone()
+        project, template = _project_no(result), _template(result)
+        conn.execute(
+            "UPDATE submissions SET project_no = ?, template = ?, eligible = ?, status = ?, readable = ?,"
+            " record_json = ?, findings_json = ?, meta_json = ? WHERE sha256 = ?",
+            (project, template, int(_eligible(result)), result.status, int(result.readable),
+             None if result.record is None else _dumps(result.record), _findings_to_json(result.findings),
+             _dumps(result.meta), sha256))
+        if before is not None and before[2]:
+            self._recompute_current(conn, before[0], before[1])
+        if _eligible(result):
+            self._recompute_current(conn, template, project)
 
     # -- reading
 
@@ -917,14 +1050,17 @@ class Ledger:
 
     def _submission(self, row: tuple[Any, ...]) -> Submission:
         cols = dict(zip((*_COLUMNS, "is_current"), row, strict=True))
-        result = CheckResult(
-            file=cols["first_path"],
-            record=None if cols["record_json"] is None else json.loads(cols["record_json"]),
-            findings=_findings_from_json(cols["findings_json"]),
-            meta=json.loads(cols["meta_json"]),
-            readable=bool(cols["readable"]),
-            template=cols["template"],
-        )
+        try:
+            result = CheckResult(
+                file=cols["first_path"],
+                record=None if cols["record_json"] is None else _loads(cols["record_json"], record=True),
+                findings=_findings_from_json(cols["findings_json"]),
+                meta=_loads(cols["meta_json"]),
+                readable=bool(cols["readable"]),
+                template=cols["template"],
+            )
+        except (_Damaged, KeyError, TypeError, AttributeError) as exc:
+            result = _damaged_result(cols["first_path"], cols["template"], exc)
         return Submission(
             sha256=cols["sha256"],
             file=cols["first_path"],
@@ -937,14 +1073,21 @@ class Ledger:
     @staticmethod
     def _info(row: tuple[Any, ...]) -> SubmissionInfo:
         (sha256, path, first_seen_ns, mtime_ns, status, readable, has_record, truthy,
-         record_no, record_no_type, meta_json, findings_json, is_current, template) = row
-        if truthy:  # Submission.project_no: the record's value when there is a (non-empty) record
-            project_no = _json_value(record_no, record_no_type)
-        else:
-            meta_no = json.loads(meta_json).get("project_no")
-            project_no = str(meta_no) if meta_no is not None else None
-        result = ResultInfo(path, status, tuple(_findings_from_json(findings_json)), bool(readable),
-                            bool(has_record))
+         record_no, record_no_type, meta_json, findings_json, is_current, template, valid) = row
+        try:
+            if not valid:
+                raise _Damaged("記録が JSON として正しくありません")
+            if truthy:  # Submission.project_no: the record's value when there is a (non-empty) record
+                project_no = _json_value(record_no, record_no_type)
+            else:
+                meta_no = _loads(meta_json).get("project_no")
+                project_no = str(meta_no) if meta_no is not None else None
+            result = ResultInfo(path, status, tuple(_findings_from_json(findings_json)), bool(readable),
+                                bool(has_record))
+        except (_Damaged, KeyError, TypeError, AttributeError) as exc:
+            damaged = _damaged_result(path, template, exc)
+            project_no = None
+            result = ResultInfo(path, damaged.status, tuple(damaged.findings), False, False)
         return SubmissionInfo(sha256, path, _iso(first_seen_ns), _iso(mtime_ns), project_no, result,
                               bool(is_current), template)
 

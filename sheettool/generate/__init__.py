@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import findings
-from ..fileio import atomic_write_bytes, safe_component
+from ..fileio import NAME_MAX, atomic_write_bytes, describe_os_error, safe_component
 from ..findings import Finding
 from ..records import Item
 from ..spec import DEFAULT_TEMPLATE, Template, TemplateError, load
@@ -40,6 +40,7 @@ class GenerateResult:
     written: list[Path] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     failed: int = 0
+    unwritten: int = 0  # of the failed: made, but the file system refused them (G607)
 
 
 def output_path(out_dir: Path, record: dict[str, Any]) -> Path:
@@ -47,7 +48,9 @@ def output_path(out_dir: Path, record: dict[str, Any]) -> Path:
 
     A template whose records have no 部 (``department`` null) leaves that level out.
     """
-    name = f"{safe_component(record['project_no'], 20)}_{safe_component(record['project_name'])}.xlsx"
+    no = safe_component(record["project_no"], 20, 60)
+    room = NAME_MAX - len(no.encode("utf-8")) - len("_.xlsx")  # bytes left for the name (long 事業名)
+    name = f"{no}_{safe_component(record['project_name'], 80, room)}.xlsx"
     folder = out_dir
     if record.get("department"):
         folder = folder / safe_component(record["department"])
@@ -150,6 +153,7 @@ def generate(items: Iterable[Item], out_dir: str | Path, *, template: str | Path
             result.written.append(path)
         else:
             result.failed += 1
+            result.unwritten += any(f.code == "G607" for f in found)
     return result
 
 
@@ -161,6 +165,10 @@ def _work(args: tuple) -> list[tuple[int, Path, bool, list[Finding]]]:
         tpl = load(directory)
         data, found = build(record, tpl, rates_by[directory], label, password, generated_at, renderer)
         if data is not None:
-            atomic_write_bytes(path, data)
+            try:
+                atomic_write_bytes(path, data)
+            except OSError as e:  # disk full, read-only folder: this file fails, the next may not
+                found = [*found, findings.make("G607", record=label, file=str(path), detail=describe_os_error(e))]
+                data = None
         out.append((index, path, data is not None, found))
     return out

@@ -76,11 +76,23 @@ def _unique(items: list[Finding]) -> list[Finding]:
 def _plan_field(placed: Placed, record: dict[str, Any], fy: int, tpl: Template) -> CellPlan:
     ftype = tpl.cell_type(placed.path)
     value = ftype.to_cell(tpl.get(record, placed.path))
+    if value is None and ftype.dash and dash_allowed(tpl, record, placed.path, fy):
+        value = ftype.dash  # the sheet shows "-" (set by law) where the record's null means it
     if placed.locked_by_role or (placed.history and _is_history(record, placed, fy, tpl)):
         state = "locked"
     else:
         state = "input"
     return CellPlan(placed, value, state=state, ftype=ftype)
+
+
+def dash_allowed(tpl: Template, record: dict[str, Any], path: str, fy: int) -> bool:
+    """Does a rule of the template allow the dash at ``path`` for this record (``allowed_if`` "-")?
+
+    Then a null there is the dash, not a blank: the published sheet shows "-" where a
+    project's implementation is set by law, and check reads the dash back as null.
+    """
+    return any(rule.kind == "allowed_if" and rule.value == "-" and path in rule.fields
+               and tpl.holds(rule.when or "TRUE", record, fy)[0] for rule in tpl.rules)
 
 
 def _is_history(record: dict[str, Any], placed: Placed, fy: int, tpl: Template) -> bool:

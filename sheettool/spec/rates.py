@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
+from .. import jsontext
+
 if TYPE_CHECKING:
     from .template import Template
 
@@ -71,11 +73,13 @@ class Rates:
     def load(cls, path: str | Path, template: Template) -> Rates:
         try:
             with open(path, encoding="utf-8-sig") as f:
-                data = json.load(f)
+                data = jsontext.loads(f.read())
         except FileNotFoundError:
             raise RatesError(f"単価ファイルが見つかりません: {path}") from None
         except json.JSONDecodeError as e:
             raise RatesError(f"単価ファイル {path} の{e.lineno}行目 {e.colno}文字目がJSONとして正しくありません。") from None
+        except jsontext.JSONTextError as e:
+            raise RatesError(f"単価ファイル {path} がJSONとして正しくありません（{e}）。") from None
         except (OSError, UnicodeDecodeError) as e:
             raise RatesError(f"単価ファイル {path} を読み取れません: {e}") from None
         return cls.from_json(data, template, str(path))

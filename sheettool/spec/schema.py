@@ -221,10 +221,8 @@ class Validator:
         if v == "type":
             expected = "または".join(_TYPE_JA.get(t, t) for t in (s if isinstance(s, list) else [s]) if t != "null")
             return f"の値「{_show(inst)}」は{expected}ではありません。"
-        if v == "minimum":
-            return f"は{_show(s)}以上にしてください（現在 {_show(inst)}）。"
-        if v == "maximum":
-            return f"は{_show(s)}以下にしてください（現在 {_show(inst)}）。"
+        if v in ("minimum", "maximum"):
+            return bound_problem(inst, s if v == "minimum" else None, s if v == "maximum" else None) or ""
         if v == "enum":
             choices = "、".join(str(c) for c in s if c is not None)
             return f"の値「{_show(inst)}」は選択肢にありません。次から選んでください: {choices}。"
@@ -255,6 +253,17 @@ class Validator:
         return f"が正しくありません（{error.message}）。"
 
 
+def bound_problem(value: Any, minimum: float | None, maximum: float | None) -> str | None:
+    """What is wrong with a number outside [minimum, maximum] (worded as the schema's problems), or None."""
+    if minimum is not None and value < minimum:
+        return f"は{_show(minimum)}以上にしてください（現在 {_show(value)}）。"
+    if maximum is not None and value > maximum:
+        return f"は{_show(maximum)}以下にしてください（現在 {_show(value)}）。"
+    return None
+
+
 def _show(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 1e15:
+        return repr(float(value))  # 1.7976931348623157e+308 (LibreOffice's 1E+400), not 309 digits
     text = str(value)
     return text if len(text) <= 40 else text[:39] + "…"

@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,13 @@ class Template:
         if tree is None:
             tree = self._parsed[text] = fx.parse(text)
         return fx.bind(tree, self._resolve_path)
+
+    def holds(self, text: str, record: dict[str, Any], fiscal_year: int) -> tuple[bool, dict[str, Any]]:
+        """Whether condition ``text`` holds for ``record``, and the values it read (for a message)."""
+        expr = self.condition(text, {"fiscal_year": fiscal_year})
+        values = {path: self.get(record, path) for path in expr.refs()}
+        result = expr.evaluate(fx.Env(values, self.tables))
+        return result is True or (isinstance(result, Decimal) and result != 0), values
 
     def _resolve_path(self, name: str) -> fx.Expr:
         leaf = fields_mod.leaf_of(self.tree, name)

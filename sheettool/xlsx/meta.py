@@ -12,6 +12,8 @@ import hashlib
 import json
 from typing import Any
 
+from .. import jsontext
+
 SHEET = "_meta"
 
 KEYS = (
@@ -46,9 +48,9 @@ def parse(rows: dict[str, Any]) -> dict[str, Any]:
     for key in ("locked_values", "constant_cells"):
         if isinstance(out.get(key), str):
             try:
-                out[key] = json.loads(out[key])
+                out[key] = jsontext.loads(out[key])  # no NaN, no nesting 100,000 deep
             except ValueError:
-                out[key] = None
+                out[key] = None  # reported as T215: _meta was edited
     fy = out.get("fiscal_year")
     if isinstance(fy, str) and fy.strip().isdigit() or isinstance(fy, float) and fy.is_integer():
         out["fiscal_year"] = int(fy)

@@ -1,21 +1,26 @@
 """A small, fast reader for the parts of an xlsx that ``check`` needs.
 
 Values, formulas and cell styles come from one pass over each sheet's XML,
-parsed by the C ElementTree parser through ``Package.root`` (which refuses a
-DTD first, so no entity can expand, and caps decompression). That keeps both
-the formula and its cached value and is several times faster than a general
+parsed by the C ElementTree parser through ``Package.elements`` (which refuses a
+DTD first, so no entity can expand, caps decompression, and parses a large part
+incrementally, so memory stays near the part's size). That keeps both the
+formula and its cached value and is several times faster than a general
 workbook loader.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
 from .safety import Package
+from .text import unescape
 
 
 def _local(tag: str) -> str:
@@ -66,27 +71,31 @@ class Book:
         return next((n for n in self.pkg.names if n.lower() == lower), None)
 
     def _read_workbook(self) -> None:
-        rels = self._parsed("xl/_rels/workbook.xml.rels", _relationships)
-        sheets, self.names, self.structure_locked = self._parsed("xl/workbook.xml", _workbook)
+        rels = self._parsed("xl/_rels/workbook.xml.rels", _relationships, _RELATIONSHIP)
+        sheets, self.names, self.structure_locked = self._parsed("xl/workbook.xml", _workbook, _WORKBOOK_ITEMS)
         for name, state, rid in sheets:
             target = rels.get(rid)
             if target:
                 self.sheets.append(Sheet(name, target, state))
 
-    def _parsed(self, lower: str, parse: Callable[[Any], Any]) -> Any:
-        """``parse(root)`` of a workbook-level part, reused across files with the same bytes.
+    def _parsed(self, lower: str, parse: Callable[[Any], Any], wanted: frozenset[str]) -> Any:
+        """``parse(elements)`` of a workbook-level part, reused across files with the same bytes.
 
-        Templates of one year share these parts byte for byte, so a batch parses each once.
-        Missing part → ``parse(None)``.
+        ``elements`` are the part's (element, parent name) pairs for the tags in ``wanted``
+        (``Package.elements``). Templates of one year share these parts byte for byte, so a
+        batch parses each once; only small parts are kept (a hostile one may be megabytes).
+        Missing part → ``parse(())``.
         """
         part = self._part(lower)
         if part is None:
-            return parse(None)
+            return parse(())
         data = self.pkg.read(part)
-        key = (parse, data)
+        if len(data) > _CACHED_MAX:
+            return parse(self.pkg.elements(part, wanted, data))
+        key = (parse, hashlib.sha256(data).digest())
         cached = _PARSED.get(key)
         if cached is None:
-            cached = parse(self.pkg.root_of(part, data))
+            cached = parse(self.pkg.elements(part, wanted, data))
             if len(_PARSED) >= _PARSED_MAX:
                 _PARSED.clear()
             _PARSED[key] = cached
@@ -97,12 +106,12 @@ class Book:
         part = self._part("xl/sharedstrings.xml")
         if part is None:
             return []
-        return [_text_of(si) for si in self.pkg.root(part)]
+        return [_text_of(si) for si, _ in self.pkg.elements(part, _SI)]
 
     @cached_property
     def locked_styles(self) -> list[bool]:
         """Per cellXfs index: is the cell locked? (Excel's default is locked.)"""
-        return self._parsed("xl/styles.xml", _locked_styles)
+        return self._parsed("xl/styles.xml", _locked_styles, _XF)
 
     def is_locked(self, cell: RawCell | None) -> bool:
         styles = self.locked_styles
@@ -114,14 +123,14 @@ class Book:
         return next((s for s in self.sheets if s.name == name), None)
 
     def read_sheet(self, sheet: Sheet) -> SheetData:
+        """Every cell of a sheet, read incrementally (memory near the part's bytes, not a tree's)."""
         cells: dict[str, RawCell] = {}
         prot: dict[str, str] = {}
-        for part in self.pkg.root(sheet.part):
-            tag = _local(part.tag)
-            if tag == "sheetData":
-                _read_cells(part, cells)
-            elif tag == "sheetProtection":
-                prot = dict(part.attrib)
+        for elem, parent in self.pkg.elements(sheet.part, _SHEET_ITEMS):
+            if parent == "row":
+                _read_cell(elem, cells)
+            elif parent == "worksheet" and _local(elem.tag) == "sheetProtection":
+                prot = dict(elem.attrib)
         return SheetData(cells, prot.get("sheet") in ("1", "true"), prot)
 
     def value(self, cell: RawCell | None) -> Any:
@@ -138,48 +147,56 @@ class Book:
                 return self.strings[int(cell.v)]
             except (ValueError, IndexError):
                 return None
-        if t in ("str", "d"):
+        if t == "str":
+            return unescape(cell.v)
+        if t == "d":
             return cell.v
         if t == "b":
             return cell.v in ("1", "true")
         if t == "e":
             return ErrorValue(cell.v)
         try:
-            return float(cell.v)
+            number = float(cell.v)
         except ValueError:
             return cell.v
+        # NaN, inf or 1E+400 is no number a spreadsheet holds: it stays the text stored, read as typed
+        return number if math.isfinite(number) else cell.v
 
 
 _PARSED: dict[tuple[Any, bytes], Any] = {}
 _PARSED_MAX = 64
+_CACHED_MAX = 256 * 1024  # bytes of a part whose parse is kept (a template's workbook.xml: 19-30 KB)
+
+# The elements each part is read for (Package.elements)
+_SI = frozenset({"si"})
+_XF = frozenset({"xf"})
+_RELATIONSHIP = frozenset({"Relationship"})
+_WORKBOOK_ITEMS = frozenset({"sheet", "definedName", "workbookProtection"})
+_SHEET_ITEMS = frozenset({"c", "sheetProtection"})
 
 
-def _workbook(root) -> tuple[list[tuple[str, str, str]], dict[str, str], bool]:
+def _workbook(elements) -> tuple[list[tuple[str, str, str]], dict[str, str], bool]:
     """(sheets as (name, state, rId), workbook-scoped defined names, structure locked)."""
     sheets: list[tuple[str, str, str]] = []
     names: dict[str, str] = {}
     locked = False
-    for child in root if root is not None else ():
-        tag = _local(child.tag)
-        if tag == "sheets":
-            for sheet in child:
-                rid = next((v for k, v in sheet.attrib.items() if _local(k) == "id"), "")
-                sheets.append((sheet.get("name", ""), sheet.get("state", "visible"), rid))
-        elif tag == "definedNames":
-            for dn in child:
-                if "localSheetId" not in dn.attrib and dn.get("name"):
-                    names[dn.get("name")] = dn.text or ""
-        elif tag == "workbookProtection":
-            locked = child.get("lockStructure") in ("1", "true")
+    for elem, parent in elements:
+        tag = _local(elem.tag)
+        if tag == "sheet" and parent == "sheets":
+            rid = next((v for k, v in elem.attrib.items() if _local(k) == "id"), "")
+            sheets.append((elem.get("name", ""), elem.get("state", "visible"), rid))
+        elif tag == "definedName" and parent == "definedNames":
+            if "localSheetId" not in elem.attrib and elem.get("name"):
+                names[elem.get("name")] = elem.text or ""
+        elif tag == "workbookProtection" and parent == "workbook":
+            locked = elem.get("lockStructure") in ("1", "true")
     return sheets, names, locked
 
 
-def _relationships(root) -> dict[str, str]:
+def _relationships(elements) -> dict[str, str]:
     """rId → part name, for xl/_rels/workbook.xml.rels (targets relative to xl/)."""
     out: dict[str, str] = {}
-    if root is None:
-        return out
-    for rel in root:
+    for rel, _ in elements:
         if rel.get("TargetMode") == "External":
             continue
         target = rel.get("Target", "")
@@ -188,19 +205,16 @@ def _relationships(root) -> dict[str, str]:
     return out
 
 
-def _locked_styles(root) -> list[bool]:
+def _locked_styles(elements) -> list[bool]:
     out: list[bool] = []
-    if root is None:
-        return out
-    for child in root:
-        if _local(child.tag) != "cellXfs":
+    for xf, parent in elements:
+        if parent != "cellXfs":
             continue
-        for xf in child:
-            locked = True
-            for prot in xf:
-                if _local(prot.tag) == "protection":
-                    locked = prot.get("locked", "1") not in ("0", "false")
-            out.append(locked)
+        locked = True
+        for prot in xf:
+            if _local(prot.tag) == "protection":
+                locked = prot.get("locked", "1") not in ("0", "false")
+        out.append(locked)
     return out
 
 
@@ -208,27 +222,32 @@ _MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _V, _F, _IS = _MAIN_NS + "v", _MAIN_NS + "f", _MAIN_NS + "is"
 
 
-def _read_cells(sheet_data, cells: dict[str, RawCell]) -> None:
-    """Every ``<c>`` of ``<sheetData>``; the hot loop of check, kept lean."""
-    for row in sheet_data:
-        for c in row:
-            get = c.get
-            s = get("s")
-            cell = RawCell(get("r", ""), get("t"), s=int(s) if s else 0)
-            cells[cell.ref] = cell
-            for child in c:  # a styled empty cell (most of a form) has none
-                ctag = child.tag
-                if ctag != _V and ctag != _F and ctag != _IS:
-                    ctag = _MAIN_NS + _local(ctag)  # a prefix other than the default namespace
-                if ctag == _V:
-                    # <v/> with nothing in it (openpyxl on a formula it never computed) is
-                    # no stored value; only a text result can be the empty string
-                    cell.v = child.text or ("" if cell.t == "str" else None)
-                elif ctag == _F:
-                    # a shared formula's followers hold no text: a formula is still there
-                    cell.f = child.text or ("(shared)" if child.get("t") == "shared" else "")
-                elif ctag == _IS:
-                    cell.inline = _text_of(child)
+def _read_cell(c, cells: dict[str, RawCell]) -> None:
+    """One ``<c>`` of ``<sheetData>``; the hot loop of check, kept lean."""
+    get = c.get
+    s = get("s")
+    cell = RawCell(get("r", ""), get("t"), s=_style_index(s) if s else 0)
+    cells[cell.ref] = cell
+    for child in c:  # a styled empty cell (most of a form) has none
+        ctag = child.tag
+        if ctag != _V and ctag != _F and ctag != _IS:
+            ctag = _MAIN_NS + _local(ctag)  # a prefix other than the default namespace
+        if ctag == _V:
+            # <v/> with nothing in it (openpyxl on a formula it never computed) is
+            # no stored value; only a text result can be the empty string
+            cell.v = child.text or ("" if cell.t == "str" else None)
+        elif ctag == _F:
+            # a shared formula's followers hold no text: a formula is still there
+            cell.f = child.text or ("(shared)" if child.get("t") == "shared" else "")
+        elif ctag == _IS:
+            cell.inline = _text_of(child)
+
+
+UNKNOWN_STYLE = 1 << 31  # a style index that is not a number: no style of the book (locked, as Excel's default)
+
+
+def _style_index(text: str) -> int:
+    return int(text) if text.isascii() and text.isdigit() else UNKNOWN_STYLE
 
 
 def _text_of(node) -> str:
@@ -237,10 +256,25 @@ def _text_of(node) -> str:
     for child in node:
         tag = _local(child.tag)
         if tag == "t":
-            parts.append(child.text or "")
-        elif tag == "r":
-            parts.extend(t.text or "" for t in child if _local(t.tag) == "t")
+            parts.append(unescape(child.text or ""))
+        elif tag == "r":  # each <t> holds its own escapes
+            parts.extend(unescape(t.text or "") for t in child if _local(t.tag) == "t")
     return "".join(parts)
+
+
+_CELL = re.compile(r"([A-Z]{1,3})([1-9][0-9]{0,6})")
+MAX_COLUMN, MAX_ROW = 16_384, 1_048_576  # XFD, Excel's last column; its last row
+
+
+def is_cell(ref: str) -> bool:
+    """Is ``ref`` one cell of a worksheet (A1 … XFD1048576)?"""
+    m = _CELL.fullmatch(ref)
+    if m is None or int(m.group(2)) > MAX_ROW:
+        return False
+    column = 0
+    for ch in m.group(1):
+        column = column * 26 + ord(ch) - 64
+    return column <= MAX_COLUMN
 
 
 @lru_cache(maxsize=4096)

@@ -35,6 +35,7 @@ import struct
 import xml.etree.ElementTree as _FastET
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -46,7 +47,7 @@ from defusedxml import DefusedXmlException
 from .. import findings
 from ..findings import Finding
 
-__all__ = ["Kind", "Limits", "Package", "UnreadableFile", "open_package", "package_from_bytes", "sniff"]
+__all__ = ["Kind", "Limits", "Package", "UnreadableFile", "open_package", "package_from_bytes", "part_cap", "sniff"]
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -82,10 +83,17 @@ class Limits:
     - ``max_file_bytes`` 20 MiB: 4x the largest legitimate return.
     - ``max_entries`` 1,000 zip entries: a template has about 15; a workbook
       with 200 sheets, images and comments still has a few hundred.
-    - ``max_part_bytes`` 50 MiB uncompressed per part: 10x a whole 5 MB file.
-      ElementTree needs ~19x a part's size to parse it (measured: 11.5 MiB
-      sheet, 218 MiB peak), so this bounds one parse near 1 GiB.
-    - ``max_total_bytes`` 200 MiB uncompressed over all parts.
+    - ``max_xml_part_bytes`` 8 MiB uncompressed per XML part, the parts that get
+      parsed. A one-sheet evaluation workbook filled to every field's limit and
+      saved by LibreOffice has a 60 KB sheet, 32 KB of shared strings, 30 KB
+      workbook and 19 KB styles; 200,000 formatted empty cells (a user who
+      formatted whole columns) make about 4 MiB of sheet. Sheets and shared
+      strings are parsed incrementally (xlsx/read.py), so a part costs little
+      more than its bytes; a tree of the others needs ~19x its size.
+    - ``max_part_bytes`` 20 MiB uncompressed per other part (images, embedded
+      files: never parsed, only counted): as large as the largest file.
+    - ``max_total_bytes`` 64 MiB uncompressed over all parts: 400x a filled
+      return, room for a few photographs.
     - ``max_ratio`` 100:1 (uncompressed / compressed), checked only for parts
       larger than ``ratio_min_bytes`` (1 MiB), since tiny parts compress
       arbitrarily well and cannot hurt.
@@ -97,8 +105,9 @@ class Limits:
 
     max_file_bytes: int = 20 * MiB
     max_entries: int = 1_000
-    max_part_bytes: int = 50 * MiB
-    max_total_bytes: int = 200 * MiB
+    max_xml_part_bytes: int = 8 * MiB
+    max_part_bytes: int = 20 * MiB
+    max_total_bytes: int = 64 * MiB
     max_ratio: float = 100.0
     ratio_min_bytes: int = 1 * MiB
     max_prolog_bytes: int = 4 * KiB
@@ -500,9 +509,17 @@ def _check_size(file: str, info: zipfile.ZipInfo, limits: Limits) -> None:
         ratio = info.file_size / max(info.compress_size, 1)
         _fail("F112", file, part=info.filename,
               detail=f"圧縮率 {ratio:,.0f} 倍、展開後 {_mib(info.file_size)}")
-    if info.file_size > limits.max_part_bytes:
+    cap = part_cap(info.filename, limits)
+    if info.file_size > cap:
         _fail("F111", file, detail=f"構成要素 {info.filename} が展開後 {_mib(info.file_size)}"
-              f"（上限 {_mib(limits.max_part_bytes)}）")
+              f"（上限 {_mib(cap)}）")
+
+
+def part_cap(name: str, limits: Limits) -> int:
+    """The most bytes part ``name`` may decompress to: XML parts (parsed) have the lower cap."""
+    if name.lower().endswith(_XML_SUFFIXES):
+        return min(limits.max_xml_part_bytes, limits.max_part_bytes)
+    return limits.max_part_bytes
 
 
 def _mib(n: int) -> str:
@@ -751,11 +768,11 @@ class Package:
         return isinstance(name, str) and name.lower() in self._infos
 
     def read(self, name: str) -> bytes:
-        """The part's bytes; decompression stops at ``limits.max_part_bytes``."""
+        """The part's bytes; decompression stops at the part's cap (``part_cap``)."""
         info = self._infos.get(name.lower())
         if info is None:
             _fail("F114", self.file, part=name)
-        return _inflate(self._src, info, self.limits.max_part_bytes)
+        return _inflate(self._src, info, part_cap(info.filename, self.limits))
 
     def parse(self, name: str) -> Element:
         """The part parsed with defusedxml: no DTDs, entities or external references."""
@@ -772,6 +789,17 @@ class Package:
 
     def root_of(self, name: str, data: bytes) -> Element:
         """``root`` for the bytes of part ``name`` already read with ``read``."""
+        self.check_prolog(name, data)
+        try:
+            return _FastET.fromstring(data)
+        except (ParseError, ValueError, LookupError) as exc:
+            _fail("F116", self.file, part=name, detail=str(exc) or type(exc).__name__)
+
+    def check_prolog(self, name: str, data: bytes) -> None:
+        """Refuse part ``name`` (its bytes ``data``) if its prolog holds a DTD or is not plain XML.
+
+        What makes the C parser safe for ``root_of`` and for incremental parsing (``elements``).
+        """
         head = data[: self.limits.max_prolog_bytes]
         if not _plain_prolog(head[:_PROLOG_FIRST_LOOK]):
             problem = _prolog_problem(head, complete=True)
@@ -779,8 +807,31 @@ class Package:
                 _fail("F115", self.file, part=name)
             if problem:
                 _fail("F116", self.file, part=name, detail=problem)
+
+    def elements(self, name: str, wanted: frozenset[str], data: bytes | None = None,
+                 ) -> Iterator[tuple[Element, str]]:
+        """Part ``name`` parsed incrementally: each complete element whose local name is in
+        ``wanted``, with its parent's local name, then removed from the tree.
+
+        Only elements within ``_ELEMENT_DEPTH`` levels of the root count (a wanted element
+        inside another is part of it). Memory stays near the part's bytes however many
+        elements it holds (a tree of the whole part needs ~19x); a part of up to
+        ``_TREE_MAX`` bytes, which is every real one, is parsed as a tree at once, which is
+        faster. An element is only valid until the next one is yielded.
+        """
+        data = self.read(name) if data is None else data
+        if len(data) <= _TREE_MAX:
+            yield from _tree_elements(self.root_of(name, data), wanted)
+            return
+        self.check_prolog(name, data)
+        parser = _FastET.XMLPullParser(events=("start", "end"))
+        stack: list[tuple[Element, bool, bool]] = []
         try:
-            return _FastET.fromstring(data)
+            for start in range(0, max(len(data), 1), _FEED):
+                parser.feed(data[start : start + _FEED])
+                yield from _wanted_events(parser, stack, wanted)
+            parser.close()
+            yield from _wanted_events(parser, stack, wanted)
         except (ParseError, ValueError, LookupError) as exc:
             _fail("F116", self.file, part=name, detail=str(exc) or type(exc).__name__)
 
@@ -805,6 +856,48 @@ class Package:
         """
         self.scan_xml()
         return io.BytesIO(self._src.buf)
+
+
+_FEED = 256 * KiB  # bytes handed to the incremental parser at a time
+_TREE_MAX = 1 * MiB  # a part up to this size is parsed as one tree (~19 MiB at most)
+_ELEMENT_DEPTH = 3  # worksheet/sheetData/row/c is the deepest element read
+
+
+def _tree_elements(root: Element, wanted: frozenset[str]) -> Iterator[tuple[Element, str]]:
+    """``Package.elements`` from a parsed tree: the same elements, in document order."""
+    local: dict[str, str] = {}  # tag → local name; a part has few distinct tags
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        parent = node.tag.rpartition("}")[2]
+        below = []
+        for child in node:
+            tag = child.tag
+            name = local.get(tag)
+            if name is None:
+                name = local[tag] = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+            if name in wanted:
+                yield child, parent
+            elif depth + 1 < _ELEMENT_DEPTH and len(child):
+                below.append((child, depth + 1))
+        stack.extend(reversed(below))
+
+
+def _wanted_events(parser: _FastET.XMLPullParser, stack: list[tuple[Element, bool, bool]],
+                   wanted: frozenset[str]) -> Iterator[tuple[Element, str]]:
+    """The wanted elements completed so far; every other finished element leaves the tree."""
+    for event, elem in parser.read_events():
+        if event == "start":
+            inside = bool(stack) and (stack[-1][1] or stack[-1][2])  # within a wanted element
+            stack.append((elem, inside, elem.tag.rpartition("}")[2] in wanted))
+            continue
+        _, inside, is_wanted = stack.pop()
+        if inside:
+            continue  # kept with the wanted element it belongs to
+        if is_wanted and len(stack) <= _ELEMENT_DEPTH:
+            yield elem, stack[-1][0].tag.rpartition("}")[2] if stack else ""
+        if stack:
+            stack[-1][0].remove(elem)  # its siblings went the same way: this is the only child
 
 
 def open_package(path: str | os.PathLike[str], limits: Limits = Limits()) -> Package:  # noqa: B008

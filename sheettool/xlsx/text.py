@@ -19,6 +19,9 @@ STRMAX = 32767  # Excel's cell text limit, in UTF-16 code units
 _LITERAL_ESCAPE = re.compile(r"(_x[0-9a-fA-F]{4}_)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
 _EDGE_SPACE = re.compile(r"^\s|\s$")  # str regex: \s includes the full-width space U+3000
+# Excel's escape as a reader undoes it: one left-to-right pass, so "_x005F_x0041_" is "_x0041_".
+_ESCAPED = re.compile(r"_x([0-9a-fA-F]{4})_")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def number_text(value: float | int | Fraction) -> str:
@@ -64,6 +67,19 @@ def escape_control(text: str) -> str:
         text = _LITERAL_ESCAPE.sub(r"_x005F\1", text)
     text = _CONTROL.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
     return text.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
+
+
+def unescape(text: str) -> str:
+    """Stored text as Excel shows it: each ``_xHHHH_`` is the character U+HHHH (``escape_control`` undone).
+
+    Excel writes a typed "_x0041_" as "_x005F_x0041_", so decoding once gives back what was typed.
+    """
+    if "_x" not in text:
+        return text
+    text = _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
+    if _SURROGATE.search(text):  # an escaped UTF-16 pair is one character; a lone half is none
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def escape_text(text: str) -> str:

@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+from xlsxwriter.exceptions import FileCreateError
 from xlsxwriter.format import Format
 from xlsxwriter.utility import (
     xl_col_to_name,
@@ -72,7 +73,7 @@ from xlsxwriter.utility import (
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
-from ... import findings
+from ... import findings, jsontext
 from ...fileio import TempOutput, atomic_output
 from ...records import RecordsError
 from ...rounding import excel_round
@@ -118,7 +119,7 @@ _JSON_EXCEL_ESCAPE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
 # A master book is our own output but may be large; these bound a hostile one all the same.
 _MiB = filesafety.MiB
 _MASTER_LIMITS = filesafety.Limits(max_file_bytes=200 * _MiB, max_part_bytes=400 * _MiB,
-                                   max_total_bytes=1024 * _MiB)
+                                   max_xml_part_bytes=400 * _MiB, max_total_bytes=1024 * _MiB)
 
 COUNTED = (ACCEPTED, NEEDS_FIX)  # statuses whose figures enter the aggregates
 STATUS_ORDER = (MISSING, NEEDS_FIX, UNREADABLE, UNEXPECTED, FOREIGN, ACCEPTED)
@@ -917,7 +918,10 @@ def _write_master_book(path: Path, book: _Book, csvs: _CsvFiles | None, tmp: Pat
     wb.set_custom_property("sheettool_masterbook", "1")
     if fiscal_year is not None:
         wb.set_custom_property("sheettool_fiscal_year", str(fiscal_year))
-    wb.close()
+    try:
+        wb.close()
+    except FileCreateError as e:  # XlsxWriter's wrapper of the OSError (a full disk): the OSError says it
+        raise (e.args[0] if e.args and isinstance(e.args[0], OSError) else OSError(str(e))) from None
     _assemble(parts, fmts.splices, path)
 
 
@@ -1536,7 +1540,7 @@ def _finish(ws: Worksheet, *, header_row: int, label: str, freeze_cols: int = 0)
 
 
 def _dump_json(record: dict[str, Any]) -> str:
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    text = jsontext.dumps(record, ensure_ascii=False, separators=(",", ":"))
     # These code points occur only inside JSON strings, where a \u escape means the same.
     text = _JSON_RISKY.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return _JSON_EXCEL_ESCAPE.sub(r"\\u005f", text) if "_x" in text else text
@@ -1581,9 +1585,11 @@ def _parse_record_row(file: str, n: int, row: Sequence[Any]) -> dict:
     if hashlib.sha256(text.encode("utf-8")).hexdigest() != row[4]:
         raise RecordsError(f"{where}: 記録のJSONが保存時と一致しません（編集されたか壊れています）。")
     try:
-        record = json.loads(text)
+        record = jsontext.loads(text)
     except json.JSONDecodeError as e:
         raise RecordsError(f"{where}: 記録のJSONが不正です（{e.msg}）。") from None
+    except jsontext.JSONTextError as e:
+        raise RecordsError(f"{where}: 記録のJSONが不正です（{e}）。") from None
     if not isinstance(record, dict):
         raise RecordsError(f"{where}: 記録がJSONオブジェクトではありません。")
     return record
