@@ -454,7 +454,8 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
         result = generate([records.Item(f"{i}件目", r) for i, r in enumerate(summary.rolled, start=1)],
                           out, template=args.template, rates=rates, jobs=args.jobs)
         _print_findings(result.findings)
-        _say(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。")
+        _say(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。"
+             + (f" {result.failed}件は作成できませんでした。" if result.failed else ""))
         failed = failed or bool(result.failed) or any(f.is_error for f in result.findings)
         if result.unwritten:
             return EXIT_UNREADABLE
