@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 import openpyxl
+import pandas as pd
 import pytest
 from cycle import (
     LAYOUT,
@@ -46,8 +47,10 @@ from cycle import (
     tree,
     write_records,
 )
+from framecheck import assert_dtypes, assert_matches_book
 from helpers import seed_record, seed_records
 
+import sheettool
 from sheettool.check import check_file
 from sheettool.cli import main
 from sheettool.collect.ledger import Ledger, workspace_for
@@ -440,6 +443,31 @@ def test_formula_like_text_stays_text(case, wb):
         assert f",'{text}," in indicators
     # the record itself keeps the department's text unchanged
     assert read_master_records(case.master)[0]["section"] == "=SUM(1,2)"
+
+
+def test_frames_hold_the_master_books_figures(case):
+    """sheettool.frames of the book and of its store: the book's cells, with the promised dtypes."""
+    fr = sheettool.frames(case.master)
+    assert (fr.template, fr.fiscal_year, fr.problems) == ("tsukuba", 2022, ())
+    assert assert_matches_book(fr, case.master) > 1000
+    assert_dtypes(fr)
+    store = sheettool.frames(case.workspace, expected=case.expected)
+    for name in fr:
+        pd.testing.assert_frame_equal(store[name], fr[name], obj=name)
+    listing = fr.一覧.set_index("番号")
+    assert listing.loc["088", "決算額（千円）"] == 102034  # the corrected file's figure
+    assert listing.loc["090", "提出状況"] == "要修正" and listing.loc["090", "進捗状況"] is pd.NA
+    assert listing.loc["087", "係"] == "=SUM(1,2)"  # text, as typed
+    assert listing.loc["099", "提出状況"] == "未提出" and listing.loc["099", "受付日時"] is pd.NaT
+    assert listing.loc["088", "受付日時"] == pd.Timestamp(by_no(table(openpyxl.load_workbook(
+        case.master)["一覧"]))["088"]["受付日時"])
+    assert list(fr.一覧["方向性"].cat.categories) == list(LAYOUT.master_spec.directions)
+    costs = fr.コスト推移.set_index(["番号", "年度"])
+    assert costs.loc[("089", 2021), "国庫・県支出金・地方債（千円）"] == 425
+    assert costs.loc[("087", 2020), "正職員従事割合（人）"] == 1.0
+    assert list(fr.コスト推移["和暦"].cat.categories) == [f"令和{n}年度" for n in range(2, 7)]
+    assert fr.提出状況["提出状況"].value_counts().to_dict() == {
+        "受理": 5, "要修正": 1, "未提出": 1, "対象外": 1, "読取不可": 1, "様式違い": 0}
 
 
 # --------------------------------------------------------------------------- the ledger across runs

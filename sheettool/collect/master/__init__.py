@@ -170,6 +170,7 @@ class Col:
     kind: str = "text"
     width: float | None = None
     csv_header: str | None = None  # where the CSV says it differently (units, %)
+    path: str | None = None  # the record field it shows, where it is one (sheettool.frames: choices)
 
 
 @dataclass(frozen=True)
@@ -640,17 +641,62 @@ IDENT_COLS = [Col("番号"), Col("事業名"), Col("部"), Col("課")]
 # --------------------------------------------------------------------------- tables
 
 
-def _list_table(book: _Book, *, csv: bool = False) -> Table:
-    """一覧: one row per project. The xlsx headers carry the year; the CSV has 年度/和暦 columns."""
-    fy = book.fiscal_year
-    year = "" if csv or fy is None else fiscal_label_with_western(fy)
-    spec = book.spec
+def list_columns(spec: MasterSpec, fiscal_year: int | None, *, csv: bool = False) -> list[Col]:
+    """The columns of 一覧: the xlsx headers carry the year; the CSV has 年度/和暦 columns instead."""
+    year = "" if csv or fiscal_year is None else fiscal_label_with_western(fiscal_year)
     cols = [
-        Col("番号"), Col("事業名"), Col("部"), Col("課"),
-        *(Col(c.header.replace("{year}", year), c.kind) for c in spec.list),
+        *IDENT_COLS,
+        *(Col(c.header.replace("{year}", year), c.kind, path=c.path) for c in spec.list),
         Col("提出状況"), Col("エラー数", "count"), Col("注意数", "count"),
         Col("提出ファイル"), Col(f"SHA-256（先頭{SHA_PREFIX}桁）"), Col("受付日時", "datetime"),
     ]
+    return [Col("年度", "int"), Col("和暦"), *cols] if csv else cols
+
+
+def cost_columns(spec: MasterSpec) -> list[Col]:
+    """The columns of コスト推移 (project × year × item; 値 in the item's unit)."""
+    return [*IDENT_COLS, Col("年度", "int"), Col("和暦"), Col("項目"), Col("単位"), Col("値", "number"),
+            Col("提出状況")]
+
+
+def indicator_columns(spec: MasterSpec) -> list[Col]:
+    """The columns of 指標 (project × indicator × year, with 達成率 where the template has one)."""
+    rate = spec.rate
+    item_path = f"{spec.indicator_repeat}.1" if spec.indicator_repeat else None
+    return [*IDENT_COLS, Col("指標番号", "int"),
+            *(Col(c.header, c.kind, path=item_path and f"{item_path}.{c.key}") for c in spec.indicator_item_columns),
+            Col("年度", "int"), Col("和暦"), *(Col(c.header, c.kind) for c in spec.indicator_value_columns),
+            *([Col(rate["header"], "ratio", csv_header=f"{rate['header']}（％）")] if rate else []),
+            Col("提出状況")]
+
+
+STATUS_COLS = [Col("部"), Col("課"), Col("番号"), Col("事業名"), Col("提出状況"),
+               Col("エラー数", "count"), Col("注意数", "count"), Col("提出ファイル"),
+               Col("受付日時", "datetime")]
+
+
+def tables(current: Iterable[Submission], expected: list[dict] | None,
+           history: Iterable[Submission | SubmissionInfo], fiscal_year: int | None | Callable[[], int | None], *,
+           tpl: Template | None = None) -> tuple[int | None, dict[str, tuple[list[Col], list[list[Any]]]]]:
+    """The book's fiscal year, and 一覧 (shaped as its CSV), コスト推移, 指標 and 提出状況 in memory.
+
+    The rows ``write_all`` would write from the same arguments (for ``sheettool.frames``):
+    cell values as the book holds them (コスト推移's 値 wrapped in ``Cell``).
+    """
+    spec = (tpl or load()).master_spec
+    with tempfile.TemporaryDirectory(prefix="sheettool-") as tmp, \
+            _Spill(Path(tmp) / "records.bin", spec) as spill:
+        book = _read(current, expected, history, fiscal_year, spill, json=False)
+        made = {LIST: _list_table(book, csv=True), COSTS: _cost_table(book),
+                INDICATORS: _indicator_table(book), STATUS: _status_table(book)}
+        return book.fiscal_year, {name: (table.cols, list(table.rows)) for name, table in made.items()}
+
+
+def _list_table(book: _Book, *, csv: bool = False) -> Table:
+    """一覧: one row per project. The xlsx headers carry the year; the CSV has 年度/和暦 columns."""
+    fy = book.fiscal_year
+    spec = book.spec
+    cols = list_columns(spec, fy, csv=csv)
 
     def rows() -> Iterator[list[Any]]:
         for p in book.projects:
@@ -664,8 +710,6 @@ def _list_table(book: _Book, *, csv: bool = False) -> Table:
             ]
             yield [fy, _wareki(fy), *row] if csv else row
 
-    if csv:
-        cols = [Col("年度", "int"), Col("和暦"), *cols]
     return Table("T_List", cols, rows(), len(book.projects))
 
 
@@ -675,9 +719,8 @@ def _with_records(book: _Book) -> list[_Project]:
 
 def _cost_table(book: _Book) -> Table:
     """コスト推移: project × year × item, the value's unit in its own column."""
-    cols = [*IDENT_COLS, Col("年度", "int"), Col("和暦"), Col("項目"),
-            Col("単位"), Col("値", "number"), Col("提出状況")]
     spec = book.spec
+    cols = cost_columns(spec)
 
     def rows() -> Iterator[list[Any]]:
         for p in _with_records(book):
@@ -696,10 +739,7 @@ def _indicator_table(book: _Book) -> Table:
     """指標: project × indicator × year with 達成率 (ceilings such as 以内 inverted, see achievement_rate)."""
     spec = book.spec
     rate = spec.rate
-    cols = [*IDENT_COLS, Col("指標番号", "int"), *(Col(c.header, c.kind) for c in spec.indicator_item_columns),
-            Col("年度", "int"), Col("和暦"), *(Col(c.header, c.kind) for c in spec.indicator_value_columns),
-            *([Col(rate["header"], "ratio", csv_header=f"{rate['header']}（％）")] if rate else []),
-            Col("提出状況")]
+    cols = indicator_columns(spec)
     series = spec.indicator_series or ""
 
     def rows() -> Iterator[list[Any]]:
@@ -789,9 +829,7 @@ def _department_cost_table(book: _Book) -> Table:
 
 def _status_table(book: _Book) -> Table:
     """提出状況: every expected or received project, then unreadable files of no known project."""
-    cols = [Col("部"), Col("課"), Col("番号"), Col("事業名"), Col("提出状況"),
-            Col("エラー数", "count"), Col("注意数", "count"), Col("提出ファイル"),
-            Col("受付日時", "datetime")]
+    cols = STATUS_COLS
     order = {d: i for i, d in enumerate(_departments(book.projects))}
     projects = sorted(book.projects, key=lambda p: (order[p.department],
                                                     p.ident.get("division") or "", _natural(p.no)))
@@ -916,6 +954,7 @@ def _write_master_book(path: Path, book: _Book, csvs: _CsvFiles | None, tmp: Pat
     wb.set_properties({"title": f"事務事業評価 マスターブック {label}", "author": "sheettool",
                        "comments": "sheettool collect で作成"})
     wb.set_custom_property("sheettool_masterbook", "1")
+    wb.set_custom_property("sheettool_template", book.spec.tpl.id)  # read by sheettool.frames
     if fiscal_year is not None:
         wb.set_custom_property("sheettool_fiscal_year", str(fiscal_year))
     try:
