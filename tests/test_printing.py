@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None or shutil.whic
 
 MIN_PT = 8.0
 LONG_NAME = "障害者の日常生活及び社会生活を総合的に支援するための法律に基づく地域生活支援事業（移動支援・日中一時支援）"
-SHEETS = ["一覧", "コスト推移", "指標", "方向性集計", "部別コスト", "提出状況", "指摘一覧", "履歴"]
+SHEETS = ["一覧", "評価担当課入力", "コスト推移", "指標", "方向性集計", "部別コスト", "提出状況", "指摘一覧", "履歴"]
 
 
 def squeeze(text: str) -> str:

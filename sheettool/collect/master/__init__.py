@@ -50,7 +50,6 @@ import math
 import pickle
 import re
 import tempfile
-import unicodedata
 import zipfile
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -84,7 +83,7 @@ from ...wareki import fiscal_label, fiscal_label_with_western
 from ...xlsx import safety as filesafety
 from ...xlsx.render import TEXT_STAYS_TEXT
 from ...xlsx.styles import DEFAULT_FONT, JAPANESE_CHARSET, LABEL_FILL, StyleBook
-from ...xlsx.text import STRMAX, number_text, string_item, text_item
+from ...xlsx.text import STRMAX, display_width, number_text, string_item, text_item
 from .. import office
 from ..ledger import SubmissionInfo
 from ..submission import ACCEPTED, FOREIGN, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, Submission
@@ -1548,10 +1547,7 @@ def _write_cell(ws: Worksheet, row: int, col: int, value: Any, kind: str, fmts: 
         ws.write_string(row, col, str(value), fmts["text"])
 
 
-@lru_cache(maxsize=1 << 14)
-def _text_width(text: str) -> float:
-    """Display width: a full-width (Japanese) character takes about two units."""
-    return sum(2.0 if unicodedata.east_asian_width(ch) in "WFA" else 1.1 for ch in text)
+_text_width = display_width  # a full-width (Japanese) character takes about two units
 
 
 def _shown(value: Any, kind: str) -> str:
