@@ -380,7 +380,7 @@ def _print_check(result) -> None:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from .collect import collect, summary_line
+    from .collect import chase_lines, collect, summary_line
     from .collect.ledger import LedgerError
     from .records import RecordsError
     from .spec import TemplateError
@@ -406,6 +406,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if result.office_changes:
         _say(f"評価担当課入力の変更 {result.office_changes}件を台帳に記録しました。")
     _say(summary_line(result))
+    for line in chase_lines(result):
+        _say(line)
     for path in result.outputs:
         _say(f"  出力: {path}")
     # What the master book still shows as a problem; files replaced since no longer count.
@@ -454,7 +456,8 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
         result = generate([records.Item(f"{i}件目", r) for i, r in enumerate(summary.rolled, start=1)],
                           out, template=args.template, rates=rates, jobs=args.jobs)
         _print_findings(result.findings)
-        _say(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。")
+        _say(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。"
+             + (f" {result.failed}件は作成できませんでした。" if result.failed else ""))
         failed = failed or bool(result.failed) or any(f.is_error for f in result.findings)
         if result.unwritten:
             return EXIT_UNREADABLE

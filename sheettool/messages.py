@@ -199,8 +199,9 @@ _MESSAGES = [
     # --- G6xx: generation input ---
     Message("G601", E, "記録 {record}: {field_label}（{field}）{problem}",
             "入力データを修正してから再度実行してください。"),
-    Message("G602", E, "記録 {record}: {year}年度（{wareki}）の人件費単価が単価ファイルにありません。",
-            "単価ファイル（--rates）に {year} 年度の salary_per_fte と overtime_per_hour を追加してください。"),
+    # generate reports it once per year and template, naming the records it stopped (``records``).
+    Message("G602", E, "{year}年度（{wareki}）の{rates_title}が単価ファイルにありません（{records}）。",
+            "単価ファイル（--rates）に {year} 年度の {fields} を追加してください（書き方は README の「単価ファイル」）。"),
     Message("G603", E, "記録 {record}: {field_label}は{capacity}件までしか記入できません（{count}件あります）。",
             "件数を減らすか、テンプレートの定義を見直してください。"),
     Message("G604", W, "記録 {record}: {field_label}の{year}年度の値は、{fiscal_year}年度のシートの表示期間外のため記載しません。",

@@ -220,10 +220,10 @@ def test_the_surgery_helper_sees_the_generated_cells(book):
     """Guards every test below: the parts and cells edited are where we think they are."""
     assert "<f>" in book.cell_xml(cell("costs.2022.settlement"))
     assert "<v>102034</v>" in book.cell_xml(cell("costs.2022.settlement"))
-    assert book.cell_xml(cell("costs.2022.budget")) == '<c r="G23" s="17"><v>130114</v></c>'
+    assert book.cell_xml(cell("costs.2022.budget")) == '<c r="H23" s="17"><v>130114</v></c>'
     assert book.meta_value("project_no") == "088"
     assert 'state="veryHidden"' in book.text("xl/workbook.xml")
-    assert book.defined_name("f_costs_2022_budget") == f"{SHEET}!$G$23"
+    assert book.defined_name("f_costs_2022_budget") == f"{SHEET}!$H$23"
 
 
 # --------------------------------------------------------------------------- 1. reading through names
@@ -243,11 +243,11 @@ def test_renamed_sheet_is_read_through_its_defined_names(book, tmp_path):
 
 def test_cell_cut_and_pasted_elsewhere_is_read_at_its_new_address(book, tmp_path):
     """Excel's cut/paste moves the value, its defined name and every formula reference."""
-    old = cell("costs.2022.general_fund")  # G25
+    old = cell("costs.2022.general_fund")  # H25
     book.set_cell("M25", book.cell_xml(old).split(">", 1)[1].rsplit("</c>", 1)[0])
     book.blank(old)
     book.set_defined_name("f_costs_2022_general_fund", f"{SHEET}!$M$25")
-    book.formula(cell("costs.2022.settlement"), 'IF(AND(M25="",G26="",G27=""),"",M25+G26+G27)', 102034)
+    book.formula(cell("costs.2022.settlement"), 'IF(AND(M25="",H26="",H27=""),"",M25+H26+H27)', 102034)
     book.string("M5", "01-020108-99")  # budget code moved too, and changed by the department
     book.blank(cell("budget_code"))
     book.set_defined_name("f_budget_code", f"{SHEET}!$M$5")
@@ -265,8 +265,8 @@ def test_formula_left_pointing_at_the_old_cell_after_a_move_is_a_changed_formula
     book.set_defined_name("f_costs_2022_general_fund", f"{SHEET}!$M$25")
     result = check_file(book.save(tmp_path / "moved.xlsx"))
     t203 = only(result, "T203")
-    assert (t203.cell, t203.field, t203.severity) == ("G24", "costs.2022.settlement", "error")
-    assert "G25+G26+G27" in t203.message
+    assert (t203.cell, t203.field, t203.severity) == ("H24", "costs.2022.settlement", "error")
+    assert "H25+H26+H27" in t203.message
     assert result.record["costs"][2]["settlement"] == 102034  # recomputed from M25, not the cache
 
 
@@ -334,17 +334,17 @@ def test_sentence_formula_replaced_by_text_is_reported(book, tmp_path):
 
 
 def test_changed_formula_is_an_error_quoting_the_new_formula(book, tmp_path):
-    book.formula(cell("costs.2022.personnel_cost"), "ROUND(G29*G32/1000,0)", 6810)
+    book.formula(cell("costs.2022.personnel_cost"), "ROUND(H29*H32/1000,0)", 6810)
     result = check_file(book.save(tmp_path / "changed.xlsx"))
     t203 = only(result, "T203")
-    assert (t203.cell, t203.field, t203.severity) == ("G28", "costs.2022.personnel_cost", "error")
-    assert "数式が変更されています" in t203.message and "=ROUND(G29*G32/1000,0)" in t203.message
+    assert (t203.cell, t203.field, t203.severity) == ("H28", "costs.2022.personnel_cost", "error")
+    assert "数式が変更されています" in t203.message and "=ROUND(H29*H32/1000,0)" in t203.message
     assert result.record["costs"][2]["personnel_cost"] == 7055  # recomputed, not the cached 6810
 
 
 def test_formula_spelled_differently_but_equal_is_not_a_change(book, tmp_path):
     book.formula(cell("costs.2022.settlement"),
-                 'if(and($G$25="", $G$26="", $G$27=""), "", $G$25 + $G$26 + $G$27)', 102034)
+                 'if(and($H$25="", $H$26="", $H$27=""), "", $H$25 + $H$26 + $H$27)', 102034)
     result = check_file(book.save(tmp_path / "spelling.xlsx"))
     assert tamper_codes(result) == set()
     assert result.record == seed_record("088")
@@ -352,7 +352,7 @@ def test_formula_spelled_differently_but_equal_is_not_a_change(book, tmp_path):
 
 def test_stale_cached_value_is_a_warning_and_the_recomputation_wins(book, tmp_path):
     ref = cell("costs.2022.settlement")
-    book.formula(ref, 'IF(AND(G25="",G26="",G27=""),"",G25+G26+G27)', 5)
+    book.formula(ref, 'IF(AND(H25="",H26="",H27=""),"",H25+H26+H27)', 5)
     result = check_file(book.save(tmp_path / "stale.xlsx"))
     t204 = only(result, "T204")
     assert (t204.cell, t204.field, t204.severity) == (ref, "costs.2022.settlement", "warning")
@@ -370,7 +370,7 @@ def test_inputs_changed_without_recalculation_are_recomputed(book, tmp_path):
     cost = result.record["costs"][2]
     assert cost["settlement"] == 100000 + 0 - 375
     assert cost["personnel_cost"] == 18572  # ROUND((16,003,500 + 2,568,300) / 1000) = ROUND(18,571.8)
-    assert {(f.code, f.cell) for f in result.findings if f.code == "T204"} == {("T204", "G24"), ("T204", "G28")}
+    assert {(f.code, f.cell) for f in result.findings if f.code == "T204"} == {("T204", "H24"), ("T204", "H28")}
     assert result.ok
 
 
@@ -378,7 +378,7 @@ def test_rate_cell_changed_is_tampering_and_the_recorded_rate_is_used(book, tmp_
     book.number(PLACE.computed["rates.2022.salary_per_fte"].cell, 9000000)
     result = check_file(book.save(tmp_path / "rate.xlsx"))
     t214 = only(result, "T214")
-    assert t214.cell == "G32" and t214.severity == "error"
+    assert t214.cell == "H32" and t214.severity == "error"
     assert "令和4年度の正職員1人当たり人件費" in t214.message  # a Japanese label, not a path
     assert "6810000" in t214.message and "9000000" in t214.message
     assert result.record["costs"][2]["personnel_cost"] == 7055  # computed with _meta's rate
@@ -395,7 +395,7 @@ def test_openpyxl_resave_without_cached_values_reads_correctly(templates, tmp_pa
     wb.save(out)
     with zipfile.ZipFile(out) as zf:
         sheet = zf.read(MAIN).decode()
-    assert re.search(r'<c r="G24"[^>]*><f>[^<]+</f>(<v\s*/>)?</c>', sheet)  # no cached value stored
+    assert re.search(r'<c r="H24"[^>]*><f>[^<]+</f>(<v\s*/>)?</c>', sheet)  # no cached value stored
     result = check_file(out)
     expected = seed_record(no)
     cost = next(c for c in expected["costs"] if c["year"] == 2023)
@@ -485,14 +485,14 @@ def test_error_value_in_an_input_cell_is_an_error(book, tmp_path):
     book.set_cell(cell("costs.2023.budget"), "<v>#N/A</v>", "e")
     result = check_file(book.save(tmp_path / "na.xlsx"))
     v302 = only(result, "V302")
-    assert v302.cell == "H23" and "エラー値「#N/A」" in v302.message
+    assert v302.cell == "I23" and "エラー値「#N/A」" in v302.message
 
 
 def test_unreadable_input_leaves_its_formula_uncomputed_without_a_cache_warning(book, tmp_path):
     """staff_fte 'abc': 人件費計 is not computed from half its inputs, and no T204 noise."""
     book.string(cell("costs.2022.staff_fte"), "abc")
     book.set_cell(cell("costs.2022.personnel_cost"),
-                  '<f>IF(AND(G29="",G30=""),"",ROUND(ROUND(G29*G32+G30*G33,4)/1000,0))</f><v>#VALUE!</v>', "e")
+                  '<f>IF(AND(H29="",H30=""),"",ROUND(ROUND(H29*H32+H30*H33,4)/1000,0))</f><v>#VALUE!</v>', "e")
     result = check_file(book.save(tmp_path / "abc.xlsx"))
     assert codes(result).count("V302") == 1 and "T204" not in codes(result)
     cost = result.record["costs"][2]
@@ -525,8 +525,8 @@ def test_value_outside_the_schema_bounds_names_sheet_cell_and_field(book, tmp_pa
     book.number(cell("costs.2022.overtime_hours"), -5)
     result = check_file(book.save(tmp_path / "neg.xlsx"))
     s401 = only(result, "S401")
-    assert (s401.sheet, s401.cell, s401.field, s401.severity) == (SHEET, "G30", "costs.2022.overtime_hours", "error")
-    assert s401.message.startswith("令和4年度の正職員時間外勤務（時間）（G30）は0以上にしてください")
+    assert (s401.sheet, s401.cell, s401.field, s401.severity) == (SHEET, "H30", "costs.2022.overtime_hours", "error")
+    assert s401.message.startswith("令和4年度の正職員時間外勤務（時間）（H30）は0以上にしてください")
     assert "修正してください" in s401.message
 
 
@@ -551,7 +551,7 @@ def test_current_year_input_missing(book, tmp_path):
     book.blank(cell("results.improvement_goal"))
     result = check_file(book.save(tmp_path / "missing.xlsx"))
     found = {(f.code, f.cell, f.field, f.severity) for f in result.findings if f.code == "R501"}
-    assert found == {("R501", "G23", "costs.2022.budget", "error"),
+    assert found == {("R501", "H23", "costs.2022.budget", "error"),
                      ("R501", "E73", "results.improvement_goal", "error")}
     assert all("未入力" in f.message and "入力してください" in f.message
                for f in result.findings if f.code == "R501")
@@ -560,8 +560,8 @@ def test_current_year_input_missing(book, tmp_path):
 def test_dash_in_a_required_cell_is_not_reported_twice(book, tmp_path):
     book.string(cell("costs.2022.budget"), "-")
     result = check_file(book.save(tmp_path / "dashreq.xlsx"))
-    assert only(result, "V301").cell == "G23"
-    assert only(result, "R501").cell == "G23"  # a dash is no value: the input is still missing
+    assert only(result, "V301").cell == "H23"
+    assert only(result, "R501").cell == "H23"  # a dash is no value: the input is still missing
 
 
 def test_history_kept_as_reported_differs_from_its_breakdown(tmp_path):
@@ -570,7 +570,7 @@ def test_history_kept_as_reported_differs_from_its_breakdown(tmp_path):
     data, _ = build(record, LAYOUT, RATES, "test")
     result = check_file(Parts(data).save(tmp_path / "history.xlsx"))
     r502 = only(result, "R502")
-    assert (r502.cell, r502.field, r502.severity) == ("E24", "costs.2020.settlement", "warning")
+    assert (r502.cell, r502.field, r502.severity) == ("F24", "costs.2020.settlement", "warning")
     assert "80,000" in r502.message and "77,967" in r502.message and "連絡" in r502.message
     assert result.record["costs"][0]["settlement"] == 80000  # kept, not recomputed
     assert "T202" not in codes(result)  # a constant by design, not a replaced formula
@@ -581,7 +581,7 @@ def test_constant_list_in_meta_cannot_excuse_a_replaced_formula(book, tmp_path):
     book.number(cell("costs.2022.settlement"), 999)
     result = check_file(book.save(tmp_path / "excuse.xlsx"))
     assert "T215" in codes(result)
-    assert only(result, "T202").cell == "G24"
+    assert only(result, "T202").cell == "H24"
     assert result.record["costs"][2]["settlement"] == 102034
 
 
@@ -726,7 +726,7 @@ def test_protection_removed_is_reported_and_locked_cells_still_checked(book, tmp
     t213 = only(result, "T213")
     assert t213.severity == "warning" and f"「{SHEET}」の保護が解除" in t213.message
     t214 = only(result, "T214")
-    assert (t214.cell, t214.field, t214.severity) == ("F23", "costs.2021.budget", "error")
+    assert (t214.cell, t214.field, t214.severity) == ("G23", "costs.2021.budget", "error")
     assert "作成時「123235」" in t214.message and "現在「1」" in t214.message
 
 
@@ -964,7 +964,7 @@ def test_check_json_shape_and_exit_codes(templates, book, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False and report["record"]["project_no"] == "088"
     t202 = next(f for f in report["findings"] if f["code"] == "T202")
-    assert t202 == {"severity": "error", "code": "T202", "sheet": SHEET, "cell": "G24",
+    assert t202 == {"severity": "error", "code": "T202", "sheet": SHEET, "cell": "H24",
                     "field": "costs.2022.settlement", "message": t202["message"]}
     assert "数式が変更されています" in t202["message"]
     assert all(set(f) == {"severity", "code", "sheet", "cell", "field", "message"} for f in report["findings"])
@@ -974,7 +974,7 @@ def test_check_text_output_names_the_cell(book, tmp_path, capsys):
     book.string(cell("costs.2023.budget"), "abc")
     assert main(["check", str(book.save(tmp_path / "abc.xlsx"))]) == 1
     out = capsys.readouterr().out
-    assert "修正が必要です" in out and f"エラー [V302] {SHEET}!H23" in out and "「abc」" in out
+    assert "修正が必要です" in out and f"エラー [V302] {SHEET}!I23" in out and "「abc」" in out
 
 
 def test_check_missing_file_is_usage_error(tmp_path, capsys):
@@ -1001,15 +1001,15 @@ def test_annotated_copy_marks_every_finding_and_leaves_the_original_alone(book, 
     result = check_file(src)
     wb = openpyxl.load_workbook(out)
     ws = wb[SHEET]
-    assert _fill(ws["G24"]) == "FFC7CE" and _fill(ws["H23"]) == "FFEB9C"
+    assert _fill(ws["H24"]) == "FFC7CE" and _fill(ws["I23"]) == "FFEB9C"
     t202 = only(result, "T202")
-    assert t202.message in ws["G24"].comment.text and "【エラー】" in ws["G24"].comment.text
-    assert only(result, "V301").message in ws["H23"].comment.text
-    assert ws["G23"].comment is None and _fill(ws["G23"]) != "FFC7CE"
+    assert t202.message in ws["H24"].comment.text and "【エラー】" in ws["H24"].comment.text
+    assert only(result, "V301").message in ws["I23"].comment.text
+    assert ws["H23"].comment is None and _fill(ws["H23"]) != "FFC7CE"
     listing = wb[FINDINGS_SHEET]
     rows = list(listing.iter_rows(min_row=2, values_only=True))
     assert len(rows) == len(result.findings)
-    assert ("エラー", "T202", SHEET, "G24", "costs.2022.settlement", t202.message) in rows
+    assert ("エラー", "T202", SHEET, "H24", "costs.2022.settlement", t202.message) in rows
     assert any(r[1] == "T213" and r[3] in (None, "") for r in rows)  # findings without a cell are listed too
     assert wb.sheetnames[0] == FINDINGS_SHEET
     capsys.readouterr()
@@ -1065,4 +1065,4 @@ def test_annotated_copy_of_a_renamed_sheet_marks_the_right_cells(book, tmp_path)
     out = tmp_path / "renamed_out.xlsx"
     annotate(src, check_file(src), out)
     ws = openpyxl.load_workbook(out)["提出用"]
-    assert _fill(ws["H23"]) == "FFC7CE" and "「abc」" in ws["H23"].comment.text
+    assert _fill(ws["I23"]) == "FFC7CE" and "「abc」" in ws["I23"].comment.text

@@ -117,17 +117,17 @@ def test_what_users_type_is_read_and_normalised_where_calc_left_text(calc, seed_
     assert result.record["evaluation"]["progress"] == 3
     assert next(v for v in result.record["indicators"][0]["values"] if v["year"] == 2023)["actual"] == 12
     v301 = {f.cell: f for f in result.findings if f.code == "V301"}
-    assert set(v301) == {"I23", "I25", "I26", "I43", "I27"}
-    assert "「－」" in v301["I23"].message and "値なし" in v301["I23"].message
-    assert "「—」" in v301["I25"].message and "「-」" in v301["I26"].message
-    assert "全角" in v301["I43"].message and "桁区切り" in v301["I27"].message
+    assert set(v301) == {"J23", "J25", "J26", "I43", "J27"}
+    assert "「－」" in v301["J23"].message and "値なし" in v301["J23"].message
+    assert "「—」" in v301["J25"].message and "「-」" in v301["J26"].message
+    assert "全角" in v301["I43"].message and "桁区切り" in v301["J27"].message
     assert all(f.severity == "warning" and f.sheet == SHEET for f in v301.values())
     v302 = only(result, "V302")
-    assert (v302.cell, v302.field, v302.severity) == ("H30", "costs.2023.overtime_hours", "error")
+    assert (v302.cell, v302.field, v302.severity) == ("I30", "costs.2023.overtime_hours", "error")
     assert "「abc」" in v302.message and "半角の数値" in v302.message
-    assert errors(result) == [("V302", "H30")]
+    assert errors(result) == [("V302", "I30")]
     # the sheet shows #VALUE! where text meets arithmetic; the record has the recomputed value
-    assert {f.cell for f in result.findings if f.code == "T204"} <= {"I24"}
+    assert {f.cell for f in result.findings if f.code == "T204"} <= {"J24"}
 
 
 def test_locked_cells_refuse_typing_as_they_would_for_a_user(calc, seed_dir):
@@ -143,16 +143,16 @@ def test_locked_cells_refuse_typing_as_they_would_for_a_user(calc, seed_dir):
 def test_values_and_formulas_forced_into_formula_cells(calc, seed_dir, tmp_path):
     with calc.open(template(seed_dir, "089")) as doc:
         doc.type({"f_costs_2022_settlement": "999"}, force=True)
-        doc.type({"f_costs_2022_personnel_cost": "=G29*1000"}, force=True, mode="formula")
+        doc.type({"f_costs_2022_personnel_cost": "=H29*1000"}, force=True, mode="formula")
         doc.recalc()
         saved = doc.save(tmp_path / "forced.xlsx")
     result = check_file(saved)
     t202 = only(result, "T202")
-    assert (t202.cell, t202.field, t202.severity) == ("G24", "costs.2022.settlement", "error")
+    assert (t202.cell, t202.field, t202.severity) == ("H24", "costs.2022.settlement", "error")
     assert "数式が変更されています" in t202.message and "「999」" in t202.message
     t203 = only(result, "T203")
-    assert (t203.cell, t203.field, t203.severity) == ("G28", "costs.2022.personnel_cost", "error")
-    assert "G29*1000" in t203.message
+    assert (t203.cell, t203.field, t203.severity) == ("H28", "costs.2022.personnel_cost", "error")
+    assert "H29*1000" in t203.message
     cost = result.record["costs"][2]
     assert (cost["settlement"], cost["personnel_cost"]) == (232402, 7422)  # recomputed, not 999 / 1000
     assert not result.ok
@@ -166,9 +166,9 @@ def test_locked_history_and_identity_forced(calc, seed_dir, tmp_path):
         saved = doc.save(tmp_path / "forced.xlsx")
     result = check_file(saved)
     t214 = {f.cell: f for f in result.findings if f.code == "T214"}
-    assert set(t214) == {"E23", "D4", "G33"}
-    assert "作成時「353346」→ 現在「1」" in t214["E23"].message
-    assert "別の事業" in t214["D4"].message and "時間外勤務1時間当たり単価" in t214["G33"].message
+    assert set(t214) == {"F23", "D4", "H33"}
+    assert "作成時「353346」→ 現在「1」" in t214["F23"].message
+    assert "別の事業" in t214["D4"].message and "時間外勤務1時間当たり単価" in t214["H33"].message
     assert all(f.severity == "error" for f in t214.values())
     # 人件費 is computed with the rate the template was made with, whatever the sheet now says
     assert result.record["costs"][2]["personnel_cost"] == 7422
@@ -184,7 +184,7 @@ def test_protection_removed_then_locked_cell_typed(calc, seed_dir, tmp_path):
     t213 = only(result, "T213")
     assert t213.severity == "warning" and "保護が解除" in t213.message
     t214 = only(result, "T214")
-    assert (t214.cell, t214.field) == ("F25", "costs.2021.general_fund")
+    assert (t214.cell, t214.field) == ("G25", "costs.2021.general_fund")
 
 
 def test_protection_removed_only_is_a_warning(calc, seed_dir, tmp_path):
@@ -211,7 +211,7 @@ def test_renamed_sheet(calc, seed_dir, tmp_path):
     t210 = only(result, "T210")
     assert t210.severity == "warning" and "「R4シート」" in t210.message
     v301 = only(result, "V301")
-    assert (v301.sheet, v301.cell) == ("R4シート", "H23")
+    assert (v301.sheet, v301.cell) == ("R4シート", "I23")
     assert errors(result) == []
 
 
@@ -222,7 +222,7 @@ def test_rows_inserted_above_move_every_field(calc, seed_dir, tmp_path):
         doc.insert_rows(SHEET, 3, 2, force=True)
         doc.insert_rows(SHEET, 30, 1, force=True)  # inside the cost table too
         moved = doc.read(["f_costs_2022_budget", "f_costs_2022_staff_fte", "f_project_no"])
-        assert [c["address"] for c in moved.values()] == [f"{SHEET}!G25", f"{SHEET}!G32", f"{SHEET}!C6"]
+        assert [c["address"] for c in moved.values()] == [f"{SHEET}!H25", f"{SHEET}!H32", f"{SHEET}!C6"]
         doc.type({"f_costs_2023_budget": "－", "f_costs_2023_general_fund": "5000"})
         doc.recalc()
         saved = doc.save(tmp_path / "rows.xlsx")
@@ -233,12 +233,12 @@ def test_rows_inserted_above_move_every_field(calc, seed_dir, tmp_path):
     assert errors(result) == []
     assert tamper_codes(result) == {"V301"}  # formulas follow the cells; no T203/T219/T214
     v301 = only(result, "V301")
-    assert (v301.cell, v301.field) == ("H25", "costs.2023.budget")  # where the cell is now, not H23
+    assert (v301.cell, v301.field) == ("I25", "costs.2023.budget")  # where the cell is now, not I23
     out = tmp_path / "rows_annotated.xlsx"
     annotate(saved, result, out)
     ws = openpyxl.load_workbook(out)[SHEET]
-    assert ws["H25"].comment is not None and v301.message in ws["H25"].comment.text
-    assert ws["H23"].comment is None
+    assert ws["I25"].comment is not None and v301.message in ws["I25"].comment.text
+    assert ws["I23"].comment is None
 
 
 def test_sheet_inserted_and_moved_first(calc, seed_dir, tmp_path):

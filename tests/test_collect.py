@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 import openpyxl
+import pandas as pd
 import pytest
 from cycle import (
     LAYOUT,
@@ -46,8 +47,10 @@ from cycle import (
     tree,
     write_records,
 )
-from helpers import seed_record, seed_records
+from framecheck import assert_dtypes, assert_matches_book
+from helpers import generate_seed_templates, seed_record, seed_records
 
+import sheettool
 from sheettool.check import check_file
 from sheettool.cli import main
 from sheettool.collect.ledger import Ledger, workspace_for
@@ -209,6 +212,13 @@ def test_first_run_summary_and_exit_code(case):
     assert case.rc == 1  # finished, but the inbox holds errors (090) and an unreadable file
     assert case.out.splitlines() == [
         "ファイル 9件（新たに読み取り 9件）: 受理 5件、要修正 1件、読取不可 1件、対象外 1件、未提出 1件。",
+        # what to chase, by name (a long list ends in "ほかN件": test_the_summary_bounds_the_names)
+        "  要修正 1件:",
+        f"    090 基幹電算業務運営事業（{DEPT} {DIV}）",
+        "  読取不可 1件:",
+        "    総務部/総務課/提出一覧.xlsx",
+        "  未提出 1件:",
+        f"    099 地域情報化推進事業（{DEPT} {DIV}）",
         f"  出力: {case.master}",
         *(f"  出力: {case.csv_dir / name}" for name in ("一覧_2022.csv", "コスト推移_2022.csv", "指標_2022.csv")),
         f"  出力: {case.jsonl}",
@@ -329,8 +339,12 @@ def test_department_costs(case, wb):
 
 def test_status_sheet(case, wb):
     ws = wb["提出状況"]
-    summary = table(ws, header_row=2)
-    assert summary == [{"未提出": 1, "要修正": 1, "読取不可": 1, "対象外": 1, "受理": 5, "合計": 9}]
+    # the totals sit over the counts per 部 (right of the list), in the same columns
+    header = [c.value for c in ws[5]]
+    right = header.index("部（集計）") + 1
+    summary = {ws.cell(2, right + k).value: ws.cell(3, right + k).value for k in range(0, 7)}
+    assert summary == {"集計": "全体", "未提出": 1, "要修正": 1, "読取不可": 1, "対象外": 1, "受理": 5, "合計": 9}
+    assert [ws.cell(2, right + k).value for k in range(1, 7)] == header[right:right + 6]
     rows = table(ws, header_row=5)
     got = [(r["部"], r["番号"], r["提出状況"], r["提出ファイル"]) for r in rows]
     assert sorted(got, key=str) == sorted([
@@ -343,8 +357,6 @@ def test_status_sheet(case, wb):
     r090 = by_no(rows)["090"]
     assert (r090["エラー数"], r090["事業名"]) == (2, "基幹電算業務運営事業")
     # counts per 部 to the right of the list
-    header = [c.value for c in ws[5]]
-    right = header.index("部（集計）") + 1
     per_dept = {ws.cell(r, right).value: [ws.cell(r, right + k).value for k in range(1, 7)]
                 for r in range(6, 9)}
     assert per_dept[DEPT] == [1, 1, 0, 0, 5, 7]  # 未提出 要修正 読取不可 対象外 受理 合計
@@ -440,6 +452,50 @@ def test_formula_like_text_stays_text(case, wb):
         assert f",'{text}," in indicators
     # the record itself keeps the department's text unchanged
     assert read_master_records(case.master)[0]["section"] == "=SUM(1,2)"
+
+
+def test_the_summary_bounds_the_names(tmp_path):
+    """Many projects to chase: five by name, then "ほかN件" (提出状況 has them all)."""
+    inbox = generate_seed_templates(tmp_path)
+    missing = []
+    for i in range(9):
+        rec = seed_record("087")
+        rec.update(project_no=f"{200 + i}", project_name=f"未提出の事業{i}")
+        missing.append(rec)
+    expected = write_records(tmp_path / "expected.json", [*seed_records(), *missing])
+    rc, out, err = run_cli("collect", inbox, "--out", tmp_path / "m.xlsx", "--expected", expected)
+    assert (rc, err) == (0, "")  # nothing wrong in the inbox: the missing ones are only named
+    lines = out.splitlines()
+    at = lines.index("  未提出 9件:")
+    assert lines[at + 1:at + 7] == [
+        *(f"    {200 + i} 未提出の事業{i}（{DEPT} {DIV}）" for i in range(5)),
+        "    ほか4件（マスターブックの「提出状況」シートにすべてあります）"]
+    assert "要修正" not in "".join(lines[1:at]) and lines[at + 7].startswith("  出力: ")
+
+
+def test_frames_hold_the_master_books_figures(case):
+    """sheettool.frames of the book and of its store: the book's cells, with the promised dtypes."""
+    fr = sheettool.frames(case.master)
+    assert (fr.template, fr.fiscal_year, fr.problems) == ("tsukuba", 2022, ())
+    assert assert_matches_book(fr, case.master) > 1000
+    assert_dtypes(fr)
+    store = sheettool.frames(case.workspace, expected=case.expected)
+    for name in fr:
+        pd.testing.assert_frame_equal(store[name], fr[name], obj=name)
+    listing = fr.一覧.set_index("番号")
+    assert listing.loc["088", "決算額（千円）"] == 102034  # the corrected file's figure
+    assert listing.loc["090", "提出状況"] == "要修正" and listing.loc["090", "進捗状況"] is pd.NA
+    assert listing.loc["087", "係"] == "=SUM(1,2)"  # text, as typed
+    assert listing.loc["099", "提出状況"] == "未提出" and listing.loc["099", "受付日時"] is pd.NaT
+    assert listing.loc["088", "受付日時"] == pd.Timestamp(by_no(table(openpyxl.load_workbook(
+        case.master)["一覧"]))["088"]["受付日時"])
+    assert list(fr.一覧["方向性"].cat.categories) == list(LAYOUT.master_spec.directions)
+    costs = fr.コスト推移.set_index(["番号", "年度"])
+    assert costs.loc[("089", 2021), "国庫・県支出金・地方債（千円）"] == 425
+    assert costs.loc[("087", 2020), "正職員従事割合（人）"] == 1.0
+    assert list(fr.コスト推移["和暦"].cat.categories) == [f"令和{n}年度" for n in range(2, 7)]
+    assert fr.提出状況["提出状況"].value_counts().to_dict() == {
+        "受理": 5, "要修正": 1, "未提出": 1, "対象外": 1, "読取不可": 1, "様式違い": 0}
 
 
 # --------------------------------------------------------------------------- the ledger across runs

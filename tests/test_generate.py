@@ -223,6 +223,25 @@ def test_missing_rate_is_a_clear_error(tmp_path, capsys):
     assert "2024年度（令和6年度）" in err
 
 
+def test_a_missing_rate_is_told_once_per_year_for_all_its_records(tmp_path, capsys):
+    """Eight records without 2023–24 rates: one line per year naming them, not sixteen lines."""
+    template = _template_with_rates(tmp_path, (2020, 2021, 2022))
+    records = []
+    for i in range(8):
+        rec = seed_record("088")
+        rec.update(project_no=f"{100 + i}", project_name=f"事業{i}")
+        records.append(rec)
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    assert main(["generate", str(src), "--out", str(tmp_path / "o"), "--template", template]) == 1
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if "[G602]" in line]
+    assert [line.split("の人件費単価")[0] for line in lines] == \
+        ["エラー [G602] 2023年度（令和5年度）", "エラー [G602] 2024年度（令和6年度）"]
+    assert all("（記録 8件: 事業番号 100、101、102、103、104 ほか3件）" in line for line in lines)
+    assert "0件のテンプレートを作成しました" in out and "8件は作成できませんでした" in out
+
+
 def test_history_without_a_rate_is_kept_as_reported(tmp_path, capsys):
     template = _template_with_rates(tmp_path, (2022, 2023, 2024))
     src = tmp_path / "r.json"

@@ -18,6 +18,7 @@ import openpyxl
 import pytest
 import xlsxwriter
 from helpers import seed_records, total_cost
+from openpyxl.utils import get_column_letter
 
 from sheettool import findings
 from sheettool.collect import master as masterbook
@@ -158,9 +159,21 @@ def test_every_sheet_has_a_filtered_table_frozen_header_and_print_setup(wb, name
     header_row = {"方向性集計": 3, "部別コスト": 3, "提出状況": 5}.get(name, 1)
     assert ws.freeze_panes == ("C2" if name == "一覧" else f"A{header_row + 1}")
     assert ws.page_setup.orientation == "landscape"
-    assert int(ws.page_setup.paperSize) == 9  # A4
-    assert ws.sheet_properties.pageSetUpPr.fitToPage
-    assert (ws.page_setup.fitToWidth or 1, ws.page_setup.fitToHeight) == (1, 0)  # 1 is the default
+    # A4 or A3, one page wide where that keeps 10 pt text at 8.5 pt or more, else at 85% across
+    # pages (test_printing.py measures the PDF): what print_setup says for the column widths
+    widths = [ws.column_dimensions[get_column_letter(c)].width or 8.43 for c in range(1, ws.max_column + 1)]
+    split = ws.col_breaks.brk[0].id if ws.col_breaks.brk else None
+    setup = masterbook.print_setup([w - 0.71 for w in widths], split=split)  # as XlsxWriter stores a width
+    assert int(ws.page_setup.paperSize) == setup.paper
+    assert setup.scale >= 0.85
+    if setup.fit_width:
+        assert ws.sheet_properties.pageSetUpPr.fitToPage
+        assert (ws.page_setup.fitToWidth or 1, ws.page_setup.fitToHeight) == (1, 0)  # 1 is the default
+    else:
+        assert not ws.sheet_properties.pageSetUpPr.fitToPage
+        assert (ws.page_setup.scale or 100) == setup.percent  # 100 is the default
+        if split is None:  # across pages: the first columns on each, a row's continuation next
+            assert ws.print_title_cols and ws.page_setup.pageOrder == "overThenDown"
     assert ws.print_title_rows == f"${header_row}:${header_row}"
     # Japanese text gets room: no column narrower than its (wrapped) header needs.
     assert all(dim.width >= 6 for dim in ws.column_dimensions.values() if dim.width)
@@ -305,8 +318,9 @@ def test_status_sheet(wb):
         "098": ACCEPTED, "099": MISSING, "X01": UNEXPECTED}
     unreadable = next(r for r in listed if r["番号"] is None)
     assert (unreadable["提出状況"], unreadable["提出ファイル"], unreadable["エラー数"]) == (UNREADABLE, "壊れた.xlsx", 1)
-    summary = table_rows(ws, "T_StatusSummary")
-    assert summary == [{MISSING: 1, NEEDS_FIX: 1, UNREADABLE: 1, UNEXPECTED: 1, ACCEPTED: 5, "合計": 9}]
+    summary = table_rows(ws, "T_StatusSummary")  # over the counts per 部, in their columns
+    assert summary == [{"集計": "全体", MISSING: 1, NEEDS_FIX: 1, UNREADABLE: 1, UNEXPECTED: 1, ACCEPTED: 5, "合計": 9}]
+    assert ws.tables["T_StatusSummary"].ref.split(":")[0][0] == ws.tables["T_StatusByDepartment"].ref[0]
     by_dept = {r["部（集計）"]: r for r in table_rows(ws, "T_StatusByDepartment")}
     assert by_dept["政策イノベーション部"][ACCEPTED] == 5 and by_dept["政策イノベーション部"][NEEDS_FIX] == 1
     assert by_dept["総務部"][MISSING] == 1 and by_dept["市民部"][UNEXPECTED] == 1

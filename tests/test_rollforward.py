@@ -437,9 +437,11 @@ def test_missing_2025_rate_is_a_clear_error(cycle, tmp_path):
         rc, stdout, err = run_cli("rollforward", cycle.master, "--out", out, *rates)
         assert rc == 1
         assert "Traceback" not in stdout + err
-        assert err.count("2025年度（令和7年度）の人件費単価が単価ファイルにありません") == 6
-        assert "単価ファイル（--rates）に 2025 年度の salary_per_fte と overtime_per_hour を追加してください" in err
-        assert "0件のテンプレートを作成しました" in stdout
+        # once for the run, not once per project: the line names the six records it stopped
+        assert err.count("2025年度（令和7年度）の人件費単価が単価ファイルにありません") == 1
+        assert "2025年度（令和7年度）の人件費単価が単価ファイルにありません（記録 6件: 事業番号 " in err
+        assert "単価ファイル（--rates）に 2025 年度の salary_per_fte・overtime_per_hour を追加してください" in err
+        assert "0件のテンプレートを作成しました（出力先: " in stdout and "6件は作成できませんでした" in stdout
         assert not out.exists() or not list(out.rglob("*.xlsx"))
 
 

@@ -39,7 +39,7 @@ from .ledger import (
     sha256_bytes,
     workspace_for,
 )
-from .submission import ACCEPTED, NEEDS_FIX, UNEXPECTED, CheckResult, Submission
+from .submission import ACCEPTED, NEEDS_FIX, UNEXPECTED, UNREADABLE, CheckResult, Submission
 
 SUFFIXES = (".xlsx", ".xlsm")
 PARALLEL_MIN = 16  # below this, worker start-up costs more than it saves
@@ -62,6 +62,7 @@ class CollectResult:
     foreign: list[SubmissionInfo] = field(default_factory=list)  # current returns of another template
     office_problems: list[Any] = field(default_factory=list)  # what could not be read back (C804)
     office_changes: int = 0  # values the office entered or changed since the last run
+    to_chase: list[masterbook.Chase] = field(default_factory=list)  # 要修正, 読取不可, 未提出 (提出状況's order)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
     result.foreign = [s for s in history if s.current and s.template not in (None, result.template)]
     result.current, result.history, result.unreadable = written.current, history, written.unreadable
     result.fiscal_year = written.fiscal_year
+    result.to_chase = written.to_chase
     result.outputs = [master, *written.csv_paths, *([Path(json_out)] if json_out else [])]
     return result
 
@@ -284,3 +286,30 @@ def summary_line(result: CollectResult) -> str:
     if result.foreign:
         line += f"、様式違い {len(result.foreign)}件"
     return line + "。"
+
+
+CHASE_SHOWN = 5  # projects named per status before "ほかN件"
+
+
+def chase_lines(result: CollectResult) -> list[str]:
+    """The projects to chase, by status (要修正, 読取不可, 未提出): number, name, 部・課 or the file,
+    at most ``CHASE_SHOWN`` each and "ほかN件" (the master book's 提出状況 lists them all)."""
+    lines = []
+    for status in masterbook.CHASED:
+        rows = [c for c in result.to_chase if c.status == status]
+        if not rows:
+            continue
+        lines.append(f"  {status} {len(rows)}件:")
+        shown = rows if len(rows) <= CHASE_SHOWN + 1 else rows[:CHASE_SHOWN]  # never "ほか1件"
+        lines.extend(f"    {_chase_text(c)}" for c in shown)
+        if len(shown) < len(rows):
+            lines.append(f"    ほか{len(rows) - len(shown)}件（マスターブックの「提出状況」シートにすべてあります）")
+    return lines
+
+
+def _chase_text(row: masterbook.Chase) -> str:
+    name = " ".join(str(x) for x in (row.project_no, row.project_name) if x)
+    where = " ".join(str(x) for x in (row.department, row.division) if x)
+    if row.status == UNREADABLE or not name:
+        return f"{row.file}（{name}）" if name else str(row.file)
+    return f"{name}（{where}）" if where else name

@@ -14,6 +14,7 @@ year's sheet. Deleting the master book loses nothing: the ledger keeps the entri
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,12 @@ from ..findings import Finding
 from ..spec import Template
 from ..xlsx import safety
 from ..xlsx.styles import INPUT_FILL, LABEL_FILL, LOCKED_FILL, StyleBook
+from ..xlsx.text import display_width
 
 SHEET = "評価担当課入力"
 IDENT = ("番号", "事業名", "部", "課", "提出状況")
+_NAME_WIDTH = 36  # 事業名's column; a longer name wraps
+_LINE_HEIGHT = 13  # points per line of 10 pt text
 _PATH_ROW, _HEADER_ROW = 0, 1  # row 1 (hidden) names each column's field; row 2 is for people
 _LIMITS = safety.Limits(max_file_bytes=200 * safety.MiB, max_part_bytes=400 * safety.MiB,
                         max_total_bytes=1024 * safety.MiB)
@@ -77,11 +81,16 @@ def write_sheet(wb: Workbook, styles: StyleBook, tpl: Template, projects: list[A
     ws.write_string(_PATH_ROW, 1, tpl.id)
     headers = [*IDENT, *(tpl.label(p) for p in paths)]
     types = [tpl.cell_type(p) for p in paths]
+    name_fmt = styles.plain(bg_color=LOCKED_FILL, border=1, valign="top", locked=True, num_format="@", text_wrap=True)
     for r, p in enumerate(projects, start=_HEADER_ROW + 1):
         ident = p.ident or {}
         for c, value in enumerate((p.no, ident.get("project_name"), ident.get("department"), ident.get("division"),
                                    p.status)):
-            ws.write_string(r, c, "" if value is None else str(value), fixed)
+            ws.write_string(r, c, "" if value is None else str(value), name_fmt if c == 1 else fixed)
+        # a long 事業名 wraps; LibreOffice keeps an imported row's height, so it is set here
+        lines = math.ceil((display_width(str(ident.get("project_name") or "")) + 1) / (_NAME_WIDTH - 1))
+        if lines > 1:
+            ws.set_row(r, _LINE_HEIGHT * lines + 4)
         for c, (path, ftype) in enumerate(zip(paths, types, strict=True), start=len(IDENT)):
             value = ftype.to_cell(tpl.get(p.record, path)) if p.record else None
             if value is None:
@@ -97,7 +106,7 @@ def write_sheet(wb: Workbook, styles: StyleBook, tpl: Template, projects: list[A
             ws.data_validation(_HEADER_ROW + 1, c, last, c, rule)
         ws.set_column(c, c, 40 if ftype.kind == "text" else 12)
     ws.set_column(0, 0, 8)
-    ws.set_column(1, 1, 36)
+    ws.set_column(1, 1, _NAME_WIDTH)
     ws.set_column(2, 4, 14)
     ws.write_string(last + 2, 0, f"{label}：黄色のセルに評価担当課が入力します。次に sheettool collect を実行すると"
                     "台帳に記録され、マスターブックとCSVに反映されます（この表の行の並べ替えは自由です）。")
@@ -111,6 +120,8 @@ def write_sheet(wb: Workbook, styles: StyleBook, tpl: Template, projects: list[A
     ws.set_paper(8)  # A3: every field of a row on one line of paper
     ws.fit_to_pages(1, 0)
     ws.repeat_rows(_HEADER_ROW)
+    ws.set_header(f"&L&A&R{label}")  # as the master book's other sheets
+    ws.set_footer("&C&P / &N")
     return ws
 
 

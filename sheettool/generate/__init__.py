@@ -26,7 +26,7 @@ from ..spec import DEFAULT_TEMPLATE, Template, TemplateError, load
 from ..spec.rates import Rates
 from ..xlsx.render import render
 from ..xlsx.stamp import render_fast
-from .plan import RecordProblem, plan_sheet, record_label
+from .plan import RecordProblem, missing_rate_finding, plan_sheet, record_label
 
 PARALLEL_MIN = 40  # below this, starting worker processes costs more than it saves
 # Both draw the same workbook; "xlsxwriter" is the reference, "stamp" ~10x faster.
@@ -147,13 +147,29 @@ def generate(items: Iterable[Item], out_dir: str | Path, *, template: str | Path
             merged = sorted((o for part in outcomes for o in part), key=lambda o: o[0])
     else:
         merged = _work((rates_by, password, generated_at, renderer, tasks))
-    for _, path, ok, found in merged:
-        result.findings.extend(found)
+    directory_of = {index: directory for index, directory, *_ in tasks}
+    # A rate missing for a year is a problem of the run's rates, not of each record: one G602 per
+    # template and year, in the place of its first occurrence, naming every record it stopped.
+    missing: dict[tuple[str, int], list[tuple[str, Any]]] = {}
+    shown: list[Finding | tuple[str, int]] = []
+    for index, path, ok, found in merged:
+        for f in found:
+            if f.code != "G602":
+                shown.append(f)
+                continue
+            key = (directory_of[index], f.params["year"])
+            if key not in missing:
+                missing[key] = []
+                shown.append(key)
+            missing[key].extend(f.params["members"])
         if ok:
             result.written.append(path)
         else:
             result.failed += 1
             result.unwritten += any(f.code == "G607" for f in found)
+    result.findings.extend(
+        missing_rate_finding(load(item[0]), item[1], missing[item]) if isinstance(item, tuple) else item
+        for item in shown)
     return result
 
 

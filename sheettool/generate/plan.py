@@ -133,9 +133,24 @@ def _plan_formula(placed: Placed, record: dict[str, Any], fy: int, tpl: Template
             value=f"{reported:,}", reason=reason))
         return CellPlan(placed, reported, state="locked"), None
     if missing_rate:
-        return CellPlan(placed, None, text, state="formula"), findings.make(
-            "G602", record=label, year=placed.year, wareki=wareki.fiscal_label(placed.year))
+        return CellPlan(placed, None, text, state="formula"), missing_rate_finding(
+            tpl, placed.year, [(label, record.get("project_no"))])
     return CellPlan(placed, _plain(computed), text, state="formula"), None
+
+
+def missing_rate_finding(tpl: Template, year: int, records: list[tuple[str, Any]]) -> Finding:
+    """G602 for ``year``, naming the records it stops ((label, 事業番号) each, in order):
+    by number, the first few and "ほかN件"."""
+    listed = records if len(records) <= _NAMED + 1 else records[:_NAMED]  # never "ほか1件"
+    shown = "、".join(str(no) if no is not None else label for label, no in listed)
+    more = f" ほか{len(records) - len(listed)}件" if len(listed) < len(records) else ""
+    return findings.make("G602", year=year, wareki=wareki.fiscal_label(year),
+                         rates_title=tpl.rates_title.removesuffix("（年度別）"),
+                         fields="・".join(tpl.rate_fields), records=f"記録 {len(records)}件: 事業番号 {shown}{more}",
+                         count=len(records), members=list(records))
+
+
+_NAMED = 5  # records a G602 names before "ほかN件"
 
 
 def _differs(reported: Any, computed: Any) -> bool:

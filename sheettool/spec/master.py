@@ -83,8 +83,8 @@ class MasterSpec:
         self.directions: tuple[str, ...] = ()
         if self.direction_path:
             leaf = tpl.field(self.direction_path)
-            if leaf is not None and leaf.list in tpl.lists:
-                self.directions = tuple(str(v) for v in tpl.lists[leaf.list].values)
+            if leaf is not None:
+                self.directions = choices(tpl, leaf) or ()
         keys = set(IDENTITY)
         for col in self.list:
             keys.add(col.path.split(".")[0])
@@ -126,6 +126,16 @@ class MasterSpec:
         if isinstance(result, Decimal):
             return int(result) if result == result.to_integral_value() else float(result)
         return None
+
+
+def choices(tpl: Template, leaf: Any) -> tuple[str, ...] | None:
+    """The values a choice field may take, in the template's order: its list's or its options';
+    None for a field without choices."""
+    if leaf.list in tpl.lists:
+        return tuple(str(v) for v in tpl.lists[leaf.list].values)
+    if leaf.kind == "choice" and leaf.options:
+        return tuple(str(o.value) for o in leaf.options)
+    return None
 
 
 def lower_is_better(unit: str | None) -> bool:

@@ -24,7 +24,7 @@ from .. import __version__
 from ..spec import CellType, Placed, Template
 from . import meta
 from .cells import CellPlan, SheetPlan
-from .styles import StyleBook
+from .styles import DEFAULT_FONT, JAPANESE_CHARSET, StyleBook
 from .text import preserve_space
 
 LISTS_SHEET = "_lists"
@@ -140,8 +140,9 @@ def compose(plan: SheetPlan, tpl: Template, target: str | Path | IO[bytes], *,
     spec = tpl.layout.spec
     font = spec.get("font", {})
     options: dict[str, Any] = dict(TEXT_STAYS_TEXT)
-    options["default_format_properties"] = {"font_name": font.get("name", "ＭＳ Ｐゴシック"),
-                                            "font_size": font.get("size", 10)}
+    options["default_format_properties"] = {"font_name": font.get("name", DEFAULT_FONT),
+                                            "font_size": font.get("size", 10),
+                                            "font_charset": JAPANESE_CHARSET}
     if isinstance(target, io.IOBase):
         options["in_memory"] = True
     wb = _Workbook(target, options)

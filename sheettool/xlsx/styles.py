@@ -9,6 +9,14 @@ from typing import Any
 
 from xlsxwriter.workbook import Format, Workbook
 
+# The font of our workbooks where a template names none (and of the master book): one family
+# for Japanese text and digits alike, installed with LibreOffice's Japanese support (fonts-noto-cjk).
+# A font name LibreOffice does not have makes it draw digits and Latin text in another font
+# (DejaVu Sans) than the Japanese. Charset 128 (Shift_JIS): where the font is missing, Excel on
+# Windows substitutes a Japanese font.
+DEFAULT_FONT = "Noto Sans CJK JP"
+JAPANESE_CHARSET = 128
+
 INPUT_FILL = "#FFF2CC"
 FORMULA_FILL = "#E2EFDA"
 LOCKED_FILL = "#EDEDED"

@@ -1,7 +1,8 @@
 """The master book that ``collect`` writes, its tidy CSV, and the records read back.
 
 Sheets of the master book (every visible sheet is an Excel table with filters,
-a frozen header row and A4 landscape printing one page wide):
+a frozen header row and landscape printing with text at 8.5 pt or more: one page wide
+on A4 or A3, or across A3 pages with the first columns repeated; see ``print_setup``):
 
 - 一覧, コスト推移, 指標: the data, one table each, starting at A1.
 - 方向性集計 (with a stacked bar chart), 部別コスト: aggregates over the
@@ -49,12 +50,11 @@ import math
 import pickle
 import re
 import tempfile
-import unicodedata
 import zipfile
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -82,8 +82,8 @@ from ...spec.master import MasterSpec, achievement_rate
 from ...wareki import fiscal_label, fiscal_label_with_western
 from ...xlsx import safety as filesafety
 from ...xlsx.render import TEXT_STAYS_TEXT
-from ...xlsx.styles import LABEL_FILL, StyleBook
-from ...xlsx.text import STRMAX, number_text, string_item, text_item
+from ...xlsx.styles import DEFAULT_FONT, JAPANESE_CHARSET, LABEL_FILL, StyleBook
+from ...xlsx.text import STRMAX, display_width, number_text, string_item, text_item
 from .. import office
 from ..ledger import SubmissionInfo
 from ..submission import ACCEPTED, FOREIGN, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, Submission
@@ -99,12 +99,12 @@ FINDINGS = "指摘一覧"
 HISTORY = "履歴"
 RECORDS = "_records"
 
-FONT = "ＭＳ Ｐゴシック"  # the font of the templates: one look across the toolkit
+FONT = DEFAULT_FONT  # the font of the templates: one look across the toolkit
 FONT_SIZE = 10
 _WB_OPTIONS = {
     **TEXT_STAYS_TEXT,
     "in_memory": True,  # only the small sheets go through XlsxWriter (see the module docstring)
-    "default_format_properties": {"font_name": FONT, "font_size": FONT_SIZE},
+    "default_format_properties": {"font_name": FONT, "font_size": FONT_SIZE, "font_charset": JAPANESE_CHARSET},
 }
 
 RECORDS_HEADER = ("project_no", "fiscal_year", "status", "sha256", "json_sha256", "parts")
@@ -150,12 +150,14 @@ _KIND_PROPS: dict[str, dict[str, Any]] = {
 _NUMERIC_KINDS = {"money", "count", "int", "score", "ratio", "number", "fte", "hours"}
 _WIDTH_SAMPLE = 2_000  # rows looked at to size a column; enough to see the long values
 _MAX_WIDTH, _MIN_WIDTH, _WRAP_WIDTH = 48, 6, 60
+_WRAPPED_WIDTH = 40  # a text column wider than _MAX_WIDTH wraps at this width (see _fitted)
 _HEADER_WRAP = 18  # a longer header wraps rather than widening its column
 _LINE_HEIGHT = 13  # points per line of 10 pt text
 _STATUS_FILLS = {MISSING: "#F8CBAD", UNREADABLE: "#F8CBAD", NEEDS_FIX: "#FFE699", FOREIGN: "#F8CBAD",
                  UNEXPECTED: "#D9D9D9"}
 _TABLE_STYLE = "Table Style Light 9"
 _EXCEL_EPOCH = datetime(1899, 12, 30)  # serial day 0 for dates from 1900-03-01 on
+_CHART_WIDTH = 760  # pixels, 方向性集計's chart
 _SPLICE_ROWS = 200  # from this many rows a table's data is written as XML (see _write_table)
 
 
@@ -170,6 +172,7 @@ class Col:
     kind: str = "text"
     width: float | None = None
     csv_header: str | None = None  # where the CSV says it differently (units, %)
+    path: str | None = None  # the record field it shows, where it is one (sheettool.frames: choices)
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,23 @@ class Written:
     fiscal_year: int | None
     current: list[SubmissionInfo]  # the current submissions without their records, in the order given
     unreadable: list[SubmissionInfo]  # as ``open_unreadable``: the rows 提出状況 shows as 読取不可
+    # The rows of 提出状況 the office has to chase (要修正, 読取不可, 未提出), in its order.
+    to_chase: list[Chase] = field(default_factory=list)
+
+
+CHASED = (NEEDS_FIX, UNREADABLE, MISSING)
+
+
+@dataclass(frozen=True)
+class Chase:
+    """One row of 提出状況 that needs action: its status, and what names it."""
+
+    status: str
+    project_no: str | None
+    project_name: str | None
+    department: str | None
+    division: str | None
+    file: str | None
 
 
 # --------------------------------------------------------------------------- public API
@@ -347,7 +367,9 @@ def write_all(path: str | Path | None, csv_dir: str | Path | None, current: Iter
         finally:
             if csvs is not None:
                 csvs.discard()
-    return Written(csv_paths, book.fiscal_year, book.current, [e.sub for e in _open_unreadable(book.live)])
+    chase = [Chase(row[4], row[2], row[3], row[0], row[1], row[7]) for row in _status_table(book).rows
+             if row[4] in CHASED]
+    return Written(csv_paths, book.fiscal_year, book.current, [e.sub for e in _open_unreadable(book.live)], chase)
 
 
 def read_master_records(path: str | Path) -> list[dict]:
@@ -640,17 +662,62 @@ IDENT_COLS = [Col("番号"), Col("事業名"), Col("部"), Col("課")]
 # --------------------------------------------------------------------------- tables
 
 
-def _list_table(book: _Book, *, csv: bool = False) -> Table:
-    """一覧: one row per project. The xlsx headers carry the year; the CSV has 年度/和暦 columns."""
-    fy = book.fiscal_year
-    year = "" if csv or fy is None else fiscal_label_with_western(fy)
-    spec = book.spec
+def list_columns(spec: MasterSpec, fiscal_year: int | None, *, csv: bool = False) -> list[Col]:
+    """The columns of 一覧: the xlsx headers carry the year; the CSV has 年度/和暦 columns instead."""
+    year = "" if csv or fiscal_year is None else fiscal_label_with_western(fiscal_year)
     cols = [
-        Col("番号"), Col("事業名"), Col("部"), Col("課"),
-        *(Col(c.header.replace("{year}", year), c.kind) for c in spec.list),
+        *IDENT_COLS,
+        *(Col(c.header.replace("{year}", year), c.kind, path=c.path) for c in spec.list),
         Col("提出状況"), Col("エラー数", "count"), Col("注意数", "count"),
         Col("提出ファイル"), Col(f"SHA-256（先頭{SHA_PREFIX}桁）"), Col("受付日時", "datetime"),
     ]
+    return [Col("年度", "int"), Col("和暦"), *cols] if csv else cols
+
+
+def cost_columns(spec: MasterSpec) -> list[Col]:
+    """The columns of コスト推移 (project × year × item; 値 in the item's unit)."""
+    return [*IDENT_COLS, Col("年度", "int"), Col("和暦"), Col("項目"), Col("単位"), Col("値", "number"),
+            Col("提出状況")]
+
+
+def indicator_columns(spec: MasterSpec) -> list[Col]:
+    """The columns of 指標 (project × indicator × year, with 達成率 where the template has one)."""
+    rate = spec.rate
+    item_path = f"{spec.indicator_repeat}.1" if spec.indicator_repeat else None
+    return [*IDENT_COLS, Col("指標番号", "int"),
+            *(Col(c.header, c.kind, path=item_path and f"{item_path}.{c.key}") for c in spec.indicator_item_columns),
+            Col("年度", "int"), Col("和暦"), *(Col(c.header, c.kind) for c in spec.indicator_value_columns),
+            *([Col(rate["header"], "ratio", csv_header=f"{rate['header']}（％）")] if rate else []),
+            Col("提出状況")]
+
+
+STATUS_COLS = [Col("部"), Col("課"), Col("番号"), Col("事業名"), Col("提出状況"),
+               Col("エラー数", "count"), Col("注意数", "count"), Col("提出ファイル"),
+               Col("受付日時", "datetime")]
+
+
+def tables(current: Iterable[Submission], expected: list[dict] | None,
+           history: Iterable[Submission | SubmissionInfo], fiscal_year: int | None | Callable[[], int | None], *,
+           tpl: Template | None = None) -> tuple[int | None, dict[str, tuple[list[Col], list[list[Any]]]]]:
+    """The book's fiscal year, and 一覧 (shaped as its CSV), コスト推移, 指標 and 提出状況 in memory.
+
+    The rows ``write_all`` would write from the same arguments (for ``sheettool.frames``):
+    cell values as the book holds them (コスト推移's 値 wrapped in ``Cell``).
+    """
+    spec = (tpl or load()).master_spec
+    with tempfile.TemporaryDirectory(prefix="sheettool-") as tmp, \
+            _Spill(Path(tmp) / "records.bin", spec) as spill:
+        book = _read(current, expected, history, fiscal_year, spill, json=False)
+        made = {LIST: _list_table(book, csv=True), COSTS: _cost_table(book),
+                INDICATORS: _indicator_table(book), STATUS: _status_table(book)}
+        return book.fiscal_year, {name: (table.cols, list(table.rows)) for name, table in made.items()}
+
+
+def _list_table(book: _Book, *, csv: bool = False) -> Table:
+    """一覧: one row per project. The xlsx headers carry the year; the CSV has 年度/和暦 columns."""
+    fy = book.fiscal_year
+    spec = book.spec
+    cols = list_columns(spec, fy, csv=csv)
 
     def rows() -> Iterator[list[Any]]:
         for p in book.projects:
@@ -664,8 +731,6 @@ def _list_table(book: _Book, *, csv: bool = False) -> Table:
             ]
             yield [fy, _wareki(fy), *row] if csv else row
 
-    if csv:
-        cols = [Col("年度", "int"), Col("和暦"), *cols]
     return Table("T_List", cols, rows(), len(book.projects))
 
 
@@ -675,9 +740,8 @@ def _with_records(book: _Book) -> list[_Project]:
 
 def _cost_table(book: _Book) -> Table:
     """コスト推移: project × year × item, the value's unit in its own column."""
-    cols = [*IDENT_COLS, Col("年度", "int"), Col("和暦"), Col("項目"),
-            Col("単位"), Col("値", "number"), Col("提出状況")]
     spec = book.spec
+    cols = cost_columns(spec)
 
     def rows() -> Iterator[list[Any]]:
         for p in _with_records(book):
@@ -696,10 +760,7 @@ def _indicator_table(book: _Book) -> Table:
     """指標: project × indicator × year with 達成率 (ceilings such as 以内 inverted, see achievement_rate)."""
     spec = book.spec
     rate = spec.rate
-    cols = [*IDENT_COLS, Col("指標番号", "int"), *(Col(c.header, c.kind) for c in spec.indicator_item_columns),
-            Col("年度", "int"), Col("和暦"), *(Col(c.header, c.kind) for c in spec.indicator_value_columns),
-            *([Col(rate["header"], "ratio", csv_header=f"{rate['header']}（％）")] if rate else []),
-            Col("提出状況")]
+    cols = indicator_columns(spec)
     series = spec.indicator_series or ""
 
     def rows() -> Iterator[list[Any]]:
@@ -789,9 +850,7 @@ def _department_cost_table(book: _Book) -> Table:
 
 def _status_table(book: _Book) -> Table:
     """提出状況: every expected or received project, then unreadable files of no known project."""
-    cols = [Col("部"), Col("課"), Col("番号"), Col("事業名"), Col("提出状況"),
-            Col("エラー数", "count"), Col("注意数", "count"), Col("提出ファイル"),
-            Col("受付日時", "datetime")]
+    cols = STATUS_COLS
     order = {d: i for i, d in enumerate(_departments(book.projects))}
     projects = sorted(book.projects, key=lambda p: (order[p.department],
                                                     p.ident.get("division") or "", _natural(p.no)))
@@ -916,6 +975,7 @@ def _write_master_book(path: Path, book: _Book, csvs: _CsvFiles | None, tmp: Pat
     wb.set_properties({"title": f"事務事業評価 マスターブック {label}", "author": "sheettool",
                        "comments": "sheettool collect で作成"})
     wb.set_custom_property("sheettool_masterbook", "1")
+    wb.set_custom_property("sheettool_template", book.spec.tpl.id)  # read by sheettool.frames
     if fiscal_year is not None:
         wb.set_custom_property("sheettool_fiscal_year", str(fiscal_year))
     try:
@@ -933,7 +993,7 @@ def _list_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, la
     table = _list_table(book)
     count = _write_table(ws, fmts, styles, table, top=0, alone=True)
     _highlight_status(ws, styles, table, top=0, count=count)
-    _finish(ws, header_row=0, label=label, freeze_cols=2)  # 番号 and 事業名 stay in view
+    _finish(ws, fmts, header_row=0, label=label, freeze_cols=2)  # 番号 and 事業名 stay in view
 
 
 def _long_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, name: str, table: Table, label: str,
@@ -941,7 +1001,7 @@ def _long_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, name: str, tabl
     """コスト推移 or 指標: one long table alone on its sheet, also written as CSV."""
     ws = wb.add_worksheet(name)
     _write_table(ws, fmts, styles, csvs.tee(name, table) if csvs else table, top=0, alone=True)
-    _finish(ws, header_row=0, label=label)
+    _finish(ws, fmts, header_row=0, label=label)  # 番号 and 事業名 on every page
 
 
 def _direction_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, label: str) -> None:
@@ -963,7 +1023,7 @@ def _direction_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Boo
                  "total_value": grand[i] / grand[n] if grand[n] else 0} for i in range(n))]
     _write_table(ws, fmts, styles, table, top=top, totals=totals)
     _direction_chart(wb, ws, table, top, total_row + 2, book.spec.direction_colors)
-    _finish(ws, header_row=top, label=label)
+    _finish(ws, fmts, header_row=top, label=label, title_cols=1, at_least_pt=_CHART_WIDTH * 0.75)
 
 
 def _direction_chart(wb: Workbook, ws: Worksheet, table: Table, top: int, at_row: int,
@@ -974,7 +1034,7 @@ def _direction_chart(wb: Workbook, ws: Worksheet, table: Table, top: int, at_row
     count = len(list(table.rows))
     first, last = top + 1, top + max(count, 1)
     n = (len(table.cols) - 2) // 2
-    font = {"name": FONT, "size": 9}
+    font = {"name": FONT, "size": FONT_SIZE}  # 8.5 pt or more on paper (see print_setup)
     for i in range(n):
         kind = table.cols[1 + i].header
         chart.add_series({
@@ -988,7 +1048,7 @@ def _direction_chart(wb: Workbook, ws: Worksheet, table: Table, top: int, at_row
     chart.set_x_axis({"name": "事業数", "num_font": font, "name_font": font, "major_gridlines": {"visible": True}})
     chart.set_y_axis({"reverse": True, "num_font": font})  # first 部 at the top, as in the table
     chart.set_legend({"position": "bottom", "font": font})
-    chart.set_size({"width": 760, "height": max(300, 36 * count + 160)})
+    chart.set_size({"width": _CHART_WIDTH, "height": max(300, 36 * count + 160)})
     ws.insert_chart(at_row, 0, chart)
 
 
@@ -997,11 +1057,12 @@ def _department_costs_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, boo
     top = 2
     _title(ws, styles, f"部別コスト {label}（対象: 提出状況が受理・要修正の事業。集計単位「部」は部の合計、「課」は課ごと）")
     _write_table(ws, fmts, styles, _department_cost_table(book), top=top)
-    _finish(ws, header_row=top, label=label)
+    _finish(ws, fmts, header_row=top, label=label, title_cols=3)  # 集計単位, 部, 課
 
 
 def _status_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, label: str) -> None:
-    """Totals per status on top (frozen with the header), the list below, counts per 部 to its right."""
+    """The list, with the counts per 部 to its right and the totals over those (frozen with the header):
+    the totals' columns are the counts' columns, so their headers line up."""
     ws = wb.add_worksheet(STATUS)
     _title(ws, styles, f"提出状況 {label}")
     per_status: Counter = Counter()
@@ -1014,27 +1075,28 @@ def _status_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, 
     # one pass over the rows for both tallies; the list itself is made again as it is written
     order = _statuses(book)
     by_department = _status_by_department(counting(_status_table(book).rows), order)
-    summary = Table("T_StatusSummary", [*(Col(s, "count") for s in order), Col("合計", "count")],
-                    [[*(per_status[s] for s in order), per_status.total()]])
-    _write_table(ws, fmts, styles, summary, top=1, size=False)
+    summary = Table("T_StatusSummary", [Col("集計"), *(Col(s, "count") for s in order), Col("合計", "count")],
+                    [["全体", *(per_status[s] for s in order), per_status.total()]])
     top = 4
     table = _status_table(book)
+    _write_table(ws, fmts, styles, summary, top=1, left=len(table.cols) + 1, size=False)  # over the counts
     # The counts per 部 share the list's rows, so they are written with them (see _write_table).
     count = _write_table(ws, fmts, styles, table, top=top, alone=True, beside=by_department)
     _highlight_status(ws, styles, table, top=top, count=count)
-    _finish(ws, header_row=top, label=label)
+    # across pages: the list, then the totals and counts on a page of their own
+    _finish(ws, fmts, header_row=top, label=label, title_cols=4, split=len(table.cols) + 1)
 
 
 def _findings_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, label: str) -> None:
     ws = wb.add_worksheet(FINDINGS)
     _write_table(ws, fmts, styles, _findings_table(book), top=0, alone=True)
-    _finish(ws, header_row=0, label=label)
+    _finish(ws, fmts, header_row=0, label=label)
 
 
 def _history_sheet(wb: Workbook, fmts: _Formats, styles: StyleBook, book: _Book, label: str) -> None:
     ws = wb.add_worksheet(HISTORY)
     _write_table(ws, fmts, styles, _history_table(book), top=0, alone=True)
-    _finish(ws, header_row=0, label=label)
+    _finish(ws, fmts, header_row=0, label=label, title_cols=3)  # 受付日時, 番号, 事業名
 
 
 def _records_sheet(wb: Workbook, fmts: _Formats, book: _Book) -> None:
@@ -1102,6 +1164,7 @@ class _Formats(dict):
         super().__init__(formats)
         self.splices: list[_Splice] = []
         self._xf: dict[str, int] | None = None
+        self.widths: dict[int, dict[int, float]] = defaultdict(dict)  # sheet index → column → width set
 
     def xf(self) -> dict[str, int]:
         """The style index of each kind; registers every format with the book on first use."""
@@ -1138,6 +1201,7 @@ def _write_table(ws: Worksheet, fmts: _Formats, styles: StyleBook, table: Table,
     """
     rows = iter(table.rows)
     head = list(islice(rows, max(_SPLICE_ROWS, _WIDTH_SAMPLE)))
+    table = replace(table, cols=_fitted(table.cols, head))
     side_left = left + len(table.cols) + 1
     if alone and head and len(head) >= _SPLICE_ROWS:
         assert not totals, "a totals row is written by XlsxWriter"
@@ -1159,6 +1223,18 @@ def _write_table(ws: Worksheet, fmts: _Formats, styles: StyleBook, table: Table,
     if beside is not None:
         _write_table(ws, fmts, styles, beside, top=top, left=side_left)
     return count
+
+
+def _fitted(cols: list[Col], sample: Sequence[Sequence[Any]]) -> list[Col]:
+    """Text columns too wide for ``_MAX_WIDTH`` wrap at ``_WRAPPED_WIDTH`` rather than being cut
+    off by the next cell (file paths, long project names)."""
+    out = []
+    for c, col in enumerate(cols):
+        if col.kind == "text" and col.width is None and any(
+                _text_width(str(row[c])) + 2 > _MAX_WIDTH for row in sample[:_WIDTH_SAMPLE] if isinstance(row[c], str)):
+            col = replace(col, kind="wrap", width=_WRAPPED_WIDTH)
+        out.append(col)
+    return out
 
 
 def _frame(ws: Worksheet, fmts: _Formats, styles: StyleBook, table: Table, count: int, sample: list[list[Any]],
@@ -1183,7 +1259,7 @@ def _frame(ws: Worksheet, fmts: _Formats, styles: StyleBook, table: Table, count
     else:
         ws.add_table(top, left, last, right, options)
     if size:
-        _set_widths(ws, table.cols, sample, top, left)
+        _set_widths(ws, fmts, table.cols, sample, top, left)
         for r, height in heights:
             ws.set_row(r, height)
 
@@ -1471,10 +1547,7 @@ def _write_cell(ws: Worksheet, row: int, col: int, value: Any, kind: str, fmts: 
         ws.write_string(row, col, str(value), fmts["text"])
 
 
-@lru_cache(maxsize=1 << 14)
-def _text_width(text: str) -> float:
-    """Display width: a full-width (Japanese) character takes about two units."""
-    return sum(2.0 if unicodedata.east_asian_width(ch) in "WFA" else 1.1 for ch in text)
+_text_width = display_width  # a full-width (Japanese) character takes about two units
 
 
 def _shown(value: Any, kind: str) -> str:
@@ -1493,7 +1566,8 @@ def _shown(value: Any, kind: str) -> str:
     return str(value)
 
 
-def _set_widths(ws: Worksheet, cols: Sequence[Col], sample: Sequence[Sequence[Any]], top: int, left: int) -> None:
+def _set_widths(ws: Worksheet, fmts: _Formats, cols: Sequence[Col], sample: Sequence[Sequence[Any]], top: int,
+                left: int) -> None:
     """Column widths from the content (first rows) and the header, which wraps when long."""
     lines = 1
     sample = sample[:_WIDTH_SAMPLE]
@@ -1510,6 +1584,7 @@ def _set_widths(ws: Worksheet, cols: Sequence[Col], sample: Sequence[Sequence[An
             width = max(_MIN_WIDTH, min(max(content, min(head, _HEADER_WRAP)) + 2, _MAX_WIDTH))
         lines = max(lines, math.ceil((head + 1) / (width - 1)))
         ws.set_column(left + c, left + c, width)
+        fmts.widths[ws.index][left + c] = width
     if lines > 1:
         ws.set_row(top, _LINE_HEIGHT * lines + 4)  # room for the wrapped header
 
@@ -1524,16 +1599,94 @@ def _highlight_status(ws: Worksheet, styles: StyleBook, table: Table, top: int, 
             "format": styles.plain(bg_color=color)})
 
 
-def _finish(ws: Worksheet, *, header_row: int, label: str, freeze_cols: int = 0) -> None:
-    """Frozen header, and A4 landscape printing one page wide with the header on every page."""
+# Printing: text at least 8 pt on paper. A sheet prints one page wide on A4 landscape when that
+# keeps it at ``_MIN_SCALE`` or more, else one page wide on A3 landscape, else at ``_MIN_SCALE``
+# on A3 landscape across pages (left to right, then down) with its header row and first columns
+# on every page. A sheet with a table beside its list (提出状況) breaks the page before that
+# table instead, at one scale for both parts. The width is estimated from the column widths as
+# LibreOffice draws them with the book's font (measured: 5.55 pt per width unit and 3.9 pt per
+# column with Noto Sans CJK JP 10 pt; rounded up here, so the estimate errs on the wide side).
+_PAPERS = ((9, 841.89), (8, 1190.55))  # (XlsxWriter paper index, landscape width in pt): A4, A3
+_MARGIN_IN = 0.4  # left and right, inches
+_MIN_SCALE = 0.85  # 10 pt text prints at 8.5 pt or more
+_PT_PER_UNIT, _PT_PER_COLUMN = 5.6, 4.0
+_DEFAULT_WIDTH = 8.43
+
+
+@dataclass(frozen=True)
+class PrintSetup:
+    """How a sheet prints: the paper (XlsxWriter index) and either fit to one page wide, or
+    ``percent`` across pages (``split``: a page break before that column, else title columns)."""
+
+    paper: int
+    fit_width: bool
+    width_pt: float  # the estimated width of the widest page's part, at 100%
+    percent: int = 100
+    split: int | None = None
+
+    @property
+    def scale(self) -> float:
+        """The print scale as estimated."""
+        if not self.fit_width:
+            return self.percent / 100
+        return min(1.0, _printable(self.paper) / self.width_pt)
+
+
+def _printable(paper: int) -> float:
+    return dict(_PAPERS)[paper] - 2 * 72 * _MARGIN_IN
+
+
+def _width_pt(widths: Iterable[float]) -> float:
+    return sum(_PT_PER_UNIT * w + _PT_PER_COLUMN for w in widths)
+
+
+def print_setup(widths: Sequence[float], *, at_least_pt: float = 0.0, split: int | None = None) -> PrintSetup:
+    """The paper and scale for a sheet whose columns (from A) have ``widths`` (Excel units).
+
+    ``split``: the sheet's second table starts at that column; if the whole does not fit one page
+    wide, each part gets its own page (the same scale for both, fixed: fitting would ignore the break).
+    """
+    width = max(at_least_pt, _width_pt(widths))
+    for paper, _ in _PAPERS:
+        if _printable(paper) / width >= _MIN_SCALE:
+            return PrintSetup(paper, True, width)
+    if split is not None:
+        part = max(_width_pt(widths[:split]), _width_pt(widths[split:]), at_least_pt)
+        for paper, _ in _PAPERS:
+            fits = _printable(paper) / part
+            if fits >= _MIN_SCALE:
+                return PrintSetup(paper, False, part, math.floor(min(1.0, fits) * 100), split)
+    return PrintSetup(_PAPERS[-1][0], False, width, round(_MIN_SCALE * 100))
+
+
+def _finish(ws: Worksheet, fmts: _Formats, *, header_row: int, label: str, freeze_cols: int = 0,
+            title_cols: int = 2, at_least_pt: float = 0.0, split: int | None = None) -> PrintSetup:
+    """Frozen header, and landscape printing (see ``print_setup``) with the header on every page.
+
+    ``title_cols`` are the first columns printed on every page when the sheet goes across pages;
+    ``split`` is where a table beside the list starts (see ``print_setup``).
+    """
     ws.freeze_panes(header_row + 1, freeze_cols)
-    ws.set_paper(9)
+    widths = fmts.widths.get(ws.index, {})
+    setup = print_setup([widths.get(c, _DEFAULT_WIDTH) for c in range(max(widths, default=-1) + 1)],
+                        at_least_pt=at_least_pt, split=split)
+    ws.set_paper(setup.paper)
     ws.set_landscape()
-    ws.fit_to_pages(1, 0)
+    if setup.fit_width:
+        ws.fit_to_pages(1, 0)
+    elif setup.split is not None:
+        ws.set_print_scale(setup.percent)
+        ws.set_v_pagebreaks([setup.split])  # the list's pages first, then the table beside it
+    else:
+        ws.set_print_scale(setup.percent)
+        ws.print_across()  # a row's continuation on the next page, not after all the rows
+        if title_cols:
+            ws.repeat_columns(0, title_cols - 1)
     ws.repeat_rows(header_row)
-    ws.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.6)
+    ws.set_margins(left=_MARGIN_IN, right=_MARGIN_IN, top=0.7, bottom=0.6)
     ws.set_header(f"&L&A&R{label}")
     ws.set_footer("&C&P / &N")
+    return setup
 
 
 # --------------------------------------------------------------------------- _records codec
