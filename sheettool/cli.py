@@ -22,6 +22,8 @@ from . import __version__, jsontext
 from .fileio import OutputError
 from .findings import Finding
 from .messages import visible
+from .outputs import OutputConflict, Place, file_ids, guard
+from .signing import KeyFileError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_UNREADABLE = 0, 1, 2
 
@@ -304,11 +306,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .spec.rates import RatesError
 
     out = _output_folder(args.out, "出力先フォルダ")
+    inputs = [Place(Path(args.records), "記録"), _place(args.rates, "単価ファイル（--rates）")]
+    guard([Place(out, "テンプレートの出力先フォルダ（--out）", folder=True)], inputs)
     items = _load_records(args.records)
     try:
         rates = _load_rates(args.rates)
+        key = _key(args.key, create=True)
         result = generate(items, out, template=args.template, rates=rates, password=args.password,
-                          jobs=args.jobs)
+                          jobs=args.jobs, key=key, overwrite=args.overwrite, protect=_ids(inputs))
     except (RatesError, TemplateError) as e:
         raise UsageError(str(e)) from None
     _print_findings(result.findings)
@@ -333,12 +338,17 @@ def _load_rates(path: str | None) -> Path | None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .check import check_file
+    from .signing import Register, assess
 
     path = _input_file(args.file, "提出されたブック")
     annotate_to = _output_file(args.annotate, "指摘付きの写し（--annotate）") if args.annotate else None
+    if annotate_to is not None:
+        guard([Place(annotate_to, "指摘付きの写し（--annotate）")], [Place(path, "提出されたブック")])
     if args.template:
         _require_template(args.template)
-    result = check_file(path, template=args.template)
+    key = _key(args.key)
+    result = check_file(path, template=args.template, key=key)
+    assess(result, Register.load(key.register_path) if key else None)
     if annotate_to is not None:
         from .check.annotate import AnnotateError, annotate
 
@@ -381,7 +391,8 @@ def _print_check(result) -> None:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from .collect import chase_lines, collect, summary_line
-    from .collect.ledger import LedgerError
+    from .collect.ledger import LedgerError, workspace_for
+    from .collect.master import CSV_NAMES
     from .records import RecordsError
     from .spec import TemplateError
 
@@ -391,6 +402,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     json_out = _output_file(args.json, "記録の書き出し先（--json）") if args.json else None
     store = _output_folder(args.store, "受付台帳のフォルダ（--store）") if args.store else None
     csv_dir = _output_folder(args.csv, "CSVの出力先フォルダ（--csv）") if args.csv else None
+    guard([Place(master, "マスターブック（--out）"),
+           Place(csv_dir or master.with_name(master.stem + "_csv"), "CSVの出力先フォルダ（--csv）",
+                 folder=True, names=CSV_NAMES),
+           _place(json_out, "JSON Lines（--json）")],
+          [Place(inbox, "受信フォルダ", folder=True), _place(args.expected, "提出予定の記録（--expected）")],
+          store=Place(store or workspace_for(master), "台帳フォルダ（--store）"))
     broken = False
     expected = None
     if args.expected:
@@ -399,19 +416,22 @@ def cmd_collect(args: argparse.Namespace) -> int:
         _require_template(args.template)
     try:
         result = collect(inbox, master, store=store, expected=expected, json_out=json_out,
-                         csv_dir=csv_dir, jobs=args.jobs, template=args.template)
+                         csv_dir=csv_dir, jobs=args.jobs, template=args.template, key=_key(args.key))
     except (RecordsError, LedgerError, TemplateError) as e:
         raise UsageError(str(e)) from None
     _print_findings(result.office_problems)
     if result.office_changes:
         _say(f"評価担当課入力の変更 {result.office_changes}件を台帳に記録しました。")
+    for note in result.notes:
+        _say(f"注意: {note}", file=sys.stderr)
     _say(summary_line(result))
     for line in chase_lines(result):
         _say(line)
     for path in result.outputs:
         _say(f"  出力: {path}")
     # What the master book still shows as a problem; files replaced since no longer count.
-    problems = broken or any(not s.result.ok for s in result.current) or bool(result.unreadable)
+    problems = (broken or any(not s.result.ok for s in result.current) or bool(result.unreadable)
+                or bool(result.rejected) or any(n.finding.is_error for n in result.inbox_notes))
     return EXIT_FINDINGS if problems else EXIT_OK
 
 
@@ -422,19 +442,27 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
     from .spec import TemplateError
     from .spec.rates import RatesError
 
+    if not args.out and not args.records_only:
+        raise UsageError("出力先がありません。翌年度のテンプレートを作るなら --out フォルダを、"
+                         "記録だけを書き出すなら --records-only ファイルを指定してください（何も書き出していません）。")
     out = _output_folder(args.out, "出力先フォルダ") if args.out else None
     records_only = (_output_file(args.records_only, "繰越後の記録（--records-only）")
                     if args.records_only else None)
+    inputs = [Place(Path(args.source), "今年度のマスターブック・記録"), _place(args.rates, "単価ファイル（--rates）"),
+              _place(args.mapping, "対応表（--mapping）"), _place(args.add, "追加する記録（--add）")]
+    guard([_place(out, "テンプレートの出力先フォルダ（--out）", folder=True),
+           _place(records_only, "繰越後の記録（--records-only）")], inputs)
     mapping_file = _input_file(args.mapping, "対応表ファイル") if args.mapping else None
     source_items = _load_records(args.source, "繰越元の記録")
     try:
         source, broken = _records_of(source_items)
+        statuses = [item.status for item in source_items if isinstance(item.data, dict)]
         mapping = Mapping.load(mapping_file) if mapping_file else None
         additions, bad_additions = None, False
         if args.add:
             additions, bad_additions = _records_of(_load_records(args.add, "追加する記録"), "追加する記録 ")
-        summary = rollforward(source, template=args.template,
-                              mapping=mapping, keep_all=args.keep_all, additions=additions)
+        summary = rollforward(source, template=args.template, mapping=mapping, keep_all=args.keep_all,
+                              additions=additions, statuses=statuses)
         rates = _load_rates(args.rates)
         for record in summary.rolled[:1]:  # a rates file that does not fit is refused before anything is written
             if rates:
@@ -454,7 +482,8 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
         _say(f"繰越後の記録を書き出しました: {args.records_only}")
     if out:
         result = generate([records.Item(f"{i}件目", r) for i, r in enumerate(summary.rolled, start=1)],
-                          out, template=args.template, rates=rates, jobs=args.jobs)
+                          out, template=args.template, rates=rates, jobs=args.jobs,
+                          key=_key(args.key, create=True), overwrite=args.overwrite, protect=_ids(inputs))
         _print_findings(result.findings)
         _say(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。"
              + (f" {result.failed}件は作成できませんでした。" if result.failed else ""))
@@ -473,6 +502,25 @@ def _write_records(recs: list[dict], path: str | Path) -> None:
         raise OutputError(f"記録ファイル（{path}）", e) from None
 
 
+def _place(path: str | Path | None, what: str, *, folder: bool = False) -> Place | None:
+    return Place(Path(path), what, folder=folder) if path else None
+
+
+def _ids(places: list[Place | None]) -> frozenset[tuple[int, int]]:
+    return file_ids(p.path for p in places if p is not None)
+
+
+def _key(path: str | None, *, create: bool = False):  # noqa: ANN202 -- signing.Key | None
+    """The office's key: ``--key``, else the default place (created there by generate)."""
+    from . import signing
+
+    key = signing.load_key(path, create=create)
+    if key is not None and key.created:
+        _say(f"署名用の鍵を作成しました: {key.path}（発行記録: {key.register_path}）。"
+              "回収（collect）でも同じ鍵を使います。2つのファイルを一緒に保管してください。", file=sys.stderr)
+    return key
+
+
 def _records_of(items: list, what: str = "") -> tuple[list[dict], bool]:
     """The records among ``items`` and whether any was broken; each broken one is told on stderr."""
     good = []
@@ -487,10 +535,13 @@ def _records_of(items: list, what: str = "") -> tuple[list[dict], bool]:
 
 def _print_roll_summary(summary) -> None:
     carried = len(summary.rolled) - len(summary.added)
-    _say(f"繰越: {carried}件、除外: {len(summary.left_out)}件、追加: {len(summary.added)}件、"
-          f"組織・番号の変更: {len(summary.remapped)}件")
+    unsubmitted = f"（うち提出なし {len(summary.from_expected)}件）" if summary.from_expected else ""
+    _say(f"繰越: {carried}件{unsubmitted}、除外: {len(summary.left_out)}件、追加: {len(summary.added)}件、"
+         f"組織・番号の変更: {len(summary.remapped)}件")
     for no, name, why in summary.left_out:
         _say(f"  除外 {no} {name}（{why}）" if why else f"  除外 {no} {name}")
+    for no, name, status in summary.from_expected:
+        _say(f"  提出なしで繰越 {no} {name}（提出状況: {status}。今年度の提出がないため、提出予定の記録から繰り越しました）")
     for no in summary.added:
         _say(f"  追加 {no}")
     for before, after in summary.remapped:
@@ -502,6 +553,7 @@ def cmd_import_text(args: argparse.Namespace) -> int:
 
     path = _input_file(args.file, "公表シートのテキスト")
     out = _output_file(args.out, "記録の出力先（--out）")
+    guard([Place(out, "記録の出力先（--out）")], [Place(path, "公表シートのテキスト")])
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
@@ -549,6 +601,10 @@ def cmd_template(args: argparse.Namespace) -> int:
     return EXIT_UNREADABLE if failed else EXIT_OK
 
 
+_KEY_HELP = ("署名用の鍵ファイル（既定: $SHEETTOOL_KEY、なければ ~/.config/sheettool/key。"
+             "generate が初回に作成。発行記録は同じ場所の <鍵>.issued.jsonl）")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sheettool", description="事務事業マネジメントシートの作成・回収・検証・翌年度繰越")
     parser.add_argument("--version", action="version", version=f"sheettool {__version__}",
@@ -566,6 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="テンプレート名（templates/ 以下）またはフォルダ。既定: 各記録の template（無ければ tsukuba）")
     g.add_argument("--password", metavar="PW", help="シート保護のパスワード（省略時はパスワードなしで保護）")
     g.add_argument("--jobs", **jobs)
+    g.add_argument("--overwrite", action="store_true", help="出力先に同じ名前のファイルがあれば上書きする")
+    g.add_argument("--key", metavar="FILE", help=_KEY_HELP)
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("check", help="提出されたブックを読み取り、指摘を表示する",
@@ -575,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--annotate", metavar="OUT.xlsx", help="指摘箇所に色とコメントを付けた写しを書き出す")
     c.add_argument("--template", metavar="NAME",
                    help="テンプレート名またはフォルダ（既定: ブックの _meta に記録されたもの）")
+    c.add_argument("--key", metavar="FILE", help=_KEY_HELP)
     c.set_defaults(func=cmd_check)
 
     k = sub.add_parser("collect", help="提出されたブックを回収・検証し、マスターブックにまとめる",
@@ -589,6 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--jobs", **jobs)
     k.add_argument("--template", metavar="NAME",
                    help="テンプレート名またはフォルダ（既定: 各ブックの _meta に記録されたもの）")
+    k.add_argument("--key", metavar="FILE", help=_KEY_HELP)
     k.set_defaults(func=cmd_collect)
 
     r = sub.add_parser("rollforward", help="今年度のマスターブック（または記録）から翌年度のテンプレートを作る",
@@ -603,6 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--template", metavar="NAME",
                    help="テンプレート名またはフォルダ。既定: 各記録の template（無ければ tsukuba）")
     r.add_argument("--jobs", **jobs)
+    r.add_argument("--overwrite", action="store_true", help="出力先に同じ名前のファイルがあれば上書きする")
+    r.add_argument("--key", metavar="FILE", help=_KEY_HELP)
     r.set_defaults(func=cmd_rollforward)
 
     tp = sub.add_parser("template", help="様式（テンプレート）の定義を検査する・生成するスキーマを作り直す")
@@ -627,6 +689,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return e.code if isinstance(e.code, int) else EXIT_OK
         return args.func(args)
     except UsageError as e:
+        _say(f"エラー: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except OutputConflict as e:
+        _say(f"エラー [{e.finding.code}] {e.finding.message}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except KeyFileError as e:
         _say(f"エラー: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
     except KeyboardInterrupt:

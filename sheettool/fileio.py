@@ -72,18 +72,20 @@ _OS_REASONS = {
 }
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_output(path) as f:
+def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True) -> None:
+    """``data`` put in place at ``path`` in one step; with ``overwrite`` false an existing
+    file stays as it is and FileExistsError is raised."""
+    with atomic_output(path, overwrite=overwrite) as f:
         f.write(data)
 
 
 @contextmanager
-def atomic_output(path: str | Path) -> Iterator[IO[bytes]]:
+def atomic_output(path: str | Path, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
     """A binary file written through a temp file in the same folder, put in place only if the block succeeds."""
     out = TempOutput(Path(path))
     try:
         yield out.file
-        out.commit()
+        out.commit(overwrite=overwrite)
     finally:
         out.discard()
 
@@ -108,11 +110,15 @@ class TempOutput:
             self.discard()
             raise
 
-    def commit(self) -> None:
+    def commit(self, *, overwrite: bool = True) -> None:
+        """Put the file in place; without ``overwrite``, FileExistsError if ``path`` exists."""
         self.file.close()
         assert self._tmp is not None
         os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared files
-        os.replace(self._tmp, self.path)
+        if overwrite:
+            os.replace(self._tmp, self.path)
+        else:
+            _place_new(self._tmp, self.path)
         self._tmp = None
 
     def discard(self) -> None:
@@ -128,6 +134,24 @@ class TempOutput:
             finally:
                 self._tmp.unlink(missing_ok=True)
                 self._tmp = None
+
+
+def _place_new(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` to ``path`` unless ``path`` exists, in one step where the file system can.
+
+    A hard link fails with EEXIST instead of replacing, so a file that appears meanwhile is
+    never overwritten; file systems without hard links get a check, then a rename.
+    """
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some network shares)
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _umask() -> int:

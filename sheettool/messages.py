@@ -6,7 +6,8 @@ Codes never change meaning once released; retire a code rather than reuse it.
 
 Ranges: F1xx file cannot be read as a workbook; T2xx identity and tampering;
 V3xx a cell's value; S4xx record schema; R5xx cross-field rules;
-G6xx generation input; A7xx the annotated copy; C8xx collect.
+G6xx generation input; A7xx the annotated copy; C8xx collect; O9xx where outputs go
+(refused before anything is written, exit code 2).
 """
 
 from __future__ import annotations
@@ -157,13 +158,30 @@ _MESSAGES = [
             "評価担当課から配布されたテンプレートに記入して提出してください。"),
     Message("T221", W, "名前の定義「{name}」の参照先「{target}」はセルとして正しくないため、既定の位置 {cell} から読み取りました。",
             "名前の定義（「数式」→「名前の管理」）は削除・変更しないでください。"),
+    Message("T231", E, "署名が一致しません。作成後に隠しシート「_meta」の内容（事業番号・年度・ロックした値など）が書き換えられています。偽造されたファイルの可能性があるため、受け付けません。",
+            "評価担当課から配布されたテンプレートに記入し直して提出してください。"),
+    Message("T232", E, "評価担当課の鍵とは別の鍵（{found}）で署名されています（この端末の鍵は {expected}）。受け付けません。",
+            "別の端末・別の鍵で作成したテンプレートなら、その鍵ファイルを --key で指定して確認してください。そうでなければ、配布されたテンプレートに記入し直して提出してください。"),
+    Message("T233", W, "署名のない（署名を導入する前に作成された）テンプレートです。改ざんの検査はハッシュの照合だけで行いました。",
+            "次回からは評価担当課が新しく配布するテンプレートを使ってください。"),
+    Message("T234", E, "署名がありません。この事業（{project_no}）のテンプレートは署名付きで発行されているため、署名のないファイルは受け付けません。",
+            "評価担当課から配布されたテンプレートに記入し直して提出してください。"),
+    Message("T235", E, "署名は正しいものの、発行の記録（{register}）にないテンプレートです。受け付けません。",
+            "評価担当課で、このテンプレートを作成した端末の発行記録（鍵ファイルと同じフォルダ）を確認してください。"),
+    Message("T236", E, "発行の記録と一致しません（発行時 {issued}、このファイル {found}）。受け付けません。",
+            "この事業のテンプレートに記入して提出してください。"),
+    Message("T237", W, "署名を確認していません（この端末に評価担当課の鍵がありません）。",
+            "各課での確認ではこのままで構いません。評価担当課が回収のときに確認します。"),
     # --- V3xx: one cell's value ---
     Message("V301", W, "{label}（{cell}）の「{raw}」を {value} として読み取りました（{changes}）。",
             "次からは入力欄の案内どおりに入力してください。"),
+    # V303 is retired (a formula in an input read from its cached result, a warning): see V310.
     Message("V303", W, "{label}（{cell}）に数式「={formula}」が入力されています。保存された計算結果 {value} を値として読み取りました。",
             "入力欄には数式ではなく値を入力してください。"),
     Message("V304", E, "{label}（{cell}）は1つだけ選ぶ項目ですが、複数にチェックがあります（{chosen}）。",
             "どれか1つだけにチェックを付けてください。"),
+    Message("V310", E, "{label}（{cell}）に数式「={formula}」が入力されています。数式とその計算結果は読み取らず、{kept}。",
+            "入力欄には数式ではなく値を入力してください（計算した結果を入れるときは「値の貼り付け」を使ってください）。"),
     Message("V302", E, "{label}（{cell}）: {problem}。",
             "{hint}"),
     # --- S4xx: record schema ---
@@ -191,11 +209,27 @@ _MESSAGES = [
             "入力し直してから、もう一度 sheettool collect を実行してください。"),
     Message("C805", W, "マスターブック {file} を読み取れないため、評価担当課入力の内容を読み戻せませんでした。台帳に記録済みの入力は失われていません。",
             "マスターブックを Excel で開けるか確認してください。今回の実行でマスターブックは書き直されます。"),
+    Message("C810", E, "{file} は{found}のテンプレートです。マスターブックの年度（{expected}）と異なるため、取り込みません。",
+            "{expected}のテンプレートに記入して提出してください。"),
+    Message("C811", W, "{file} は Excel・LibreOffice が開いている間に作る一時ファイル（ロックファイル）で、提出ファイルではありません。",
+            "このファイルを開いたままの人がいれば閉じてもらい、残っていれば削除してから回収し直してください。"),
+    Message("C812", E, "{file} は通常のファイルではありません（{kind}）。読み取りません。",
+            "提出されたブック（.xlsx）そのものを受信フォルダに保存し直してください。"),
+    Message("C813", E, "{file} はシンボリックリンク（別の場所を指す参照）です。リンク先は読みません。",
+            "リンクではなく、提出されたブック（.xlsx）そのものを受信フォルダに置いてください。"),
+    Message("C814", W, "{file} は中断した sheettool の処理が残した一時ファイルで、提出ファイルではありません。",
+            "削除して構いません（sheettool が出力を受信フォルダに書くことはありません）。"),
+    Message("C816", E, "受信フォルダ内の {file} を読み取れません（{detail}）。",
+            "フォルダ・ファイルの読み取り権限を確認してください。"),
+    Message("C815", W, "{file} は OS やファイル共有が作る管理用のファイルで、提出ファイルではありません。",
+            "削除して構いません。"),
     # --- A7xx: the annotated copy ---
     Message("A701", E, "指摘付きの写しの出力先（{file}）が元のファイルと同じです。",
             "元のファイルは変更しません。別のファイル名を指定してください。"),
     Message("A702", E, "「{file}」は読み取れないため、指摘付きの写しを作れません。", ""),
     Message("A703", E, "指摘付きの写し（{file}）を書き出せません（{detail}）。", "出力先を確認してください。"),
+    Message("A704", E, "{file} は内部の構成（{detail}）を安全に編集できないため、指摘付きの写しを作りませんでした。",
+            "指摘の内容は check の結果（画面または --json）で確認してください。"),
     # --- G6xx: generation input ---
     Message("G601", E, "記録 {record}: {field_label}（{field}）{problem}",
             "入力データを修正してから再度実行してください。"),
@@ -212,6 +246,23 @@ _MESSAGES = [
             "出力先の空き容量と書き込み権限を確認し、もう一度実行してください（書き出せた分はそのまま使えます）。"),
     Message("G605", W, "記録 {record}: {year}年度の{field_label}は報告値 {value} を固定値として記載します（{reason}）。",
             ""),
+    Message("G610", E, "記録 {record}: 出力先に同じ名前のファイル（{file}）が既にあるため、作成しませんでした。",
+            "上書きしてよい場合は --overwrite を付けて実行してください。提出されたファイルのある受信フォルダには出力しないでください。"),
+    Message("G611", E, "記録 {record}: 出力先のファイル（{file}）は入力ファイルそのものなので、作成しませんでした（--overwrite でも上書きしません）。",
+            "別の出力先フォルダを指定してください。"),
+    # --- O9xx: where outputs go (checked before anything is written) ---
+    Message("O901", E, "出力先の{output}（{output_path}）は、入力の{other}（{other_path}）と同じファイルです。",
+            "入力を上書きしないよう、別の出力先を指定してください。何も書き出していません。"),
+    Message("O902", E, "出力先の{output}（{output_path}）が、入力の{other}（{other_path}）の中にあります。",
+            "提出されたファイルと混ざらないよう、受信フォルダの外を出力先に指定してください。何も書き出していません。"),
+    Message("O903", E, "出力先の{output}（{output_path}）が、{other}（{other_path}）の中にあります。",
+            "台帳フォルダ（受付台帳と保管ファイル）の中には出力できません。別の出力先を指定してください。何も書き出していません。"),
+    Message("O904", E, "{output}（{output_path}）と{other}（{other_path}）が重なっています。",
+            "受信フォルダと台帳フォルダは、どちらかがもう一方の中にならないよう別の場所にしてください。何も書き出していません。"),
+    Message("O905", E, "出力先の{output}と{other}が同じファイル（{output_path}）です。",
+            "それぞれ別のファイル名を指定してください。何も書き出していません。"),
+    Message("O906", E, "出力先の{output}（{output_path}）に書き出すファイルが、入力の{other}（{other_path}）を上書きします。",
+            "入力ファイルを別の場所に移すか、別の出力先を指定してください。何も書き出していません。"),
 ]
 
 CATALOG: dict[str, Message] = {m.code: m for m in _MESSAGES}

@@ -22,6 +22,7 @@ class Item:
     where: str  # '3件目' / '5行目'
     data: Any = None
     error: str | None = None
+    status: str | None = None  # from a master book: its 提出状況 (未提出: the expected record, carried)
 
 
 def load(path: str | Path) -> list[Item]:

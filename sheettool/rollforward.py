@@ -17,6 +17,10 @@ What is carried, reset and moved is the template's (rollforward.json):
 
 A mapping file renames 部 / 課 / 係 after a reorganisation and renumbers projects; new
 projects are added from a records file.
+
+No project is lost without a word: from a master book, a project whose return did not
+count (未提出, 読取不可, 受付不可) comes with the record it was expected with, and is carried
+from that one; the summary lists each (``from_expected``).
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
+from .check.result import MISSING, NEVER_CURRENT
 from .records import RecordsError
 from .spec import DEFAULT_TEMPLATE, Template, load
 from .spec import formula as fx
 from .spec.fields import Field
+
+NOT_COUNTED = (MISSING, *NEVER_CURRENT)  # a master book's projects stored with their expected record
+# (collect/master CARRIED: the same statuses; not imported, the master book imports more than we need)
 
 
 @dataclass
@@ -41,6 +49,8 @@ class RollSummary:
     added: list[str] = field(default_factory=list)
     remapped: list[tuple[str, str]] = field(default_factory=list)  # (before, after)
     problems: list[str] = field(default_factory=list)
+    # carried from the record it was expected with, no return counting: (no, name, 提出状況)
+    from_expected: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class MappingError(ValueError):
@@ -194,13 +204,18 @@ def excluded(tpl: Template, record: dict[str, Any]) -> bool:
 
 def rollforward(records: list[dict[str, Any]], *, template: str | Path | None = None,
                 mapping: Mapping | None = None, keep_all: bool = False,
-                additions: list[dict[str, Any]] | None = None) -> RollSummary:
+                additions: list[dict[str, Any]] | None = None,
+                statuses: list[str | None] | None = None) -> RollSummary:
     """Roll every record; leave out ended projects; remap; add new projects.
 
-    ``template`` overrides the template each record names (none: the default).
+    ``template`` overrides the template each record names (none: the default). ``statuses``
+    (one per record, from a master book) names the records that are the expected record of
+    a project whose return did not count: they are rolled all the same and listed in
+    ``from_expected``.
     """
     summary = RollSummary()
-    for record in records:
+    statuses = statuses or [None] * len(records)
+    for record, status in zip(records, statuses, strict=True):
         tpl = _template(record, str(template) if template else None)
         problems = tpl.validator.problems(record)
         if problems:
@@ -213,6 +228,8 @@ def rollforward(records: list[dict[str, Any]], *, template: str | Path | None = 
                                      f"{tpl.label(shows)}: {tpl.get(record, shows)}" if shows else ""))
             continue
         rolled = roll_record(record, tpl)
+        if status in NOT_COUNTED:
+            summary.from_expected.append((str(record["project_no"]), str(record.get("project_name") or ""), status))
         if mapping is not None:
             before = _where(rolled)
             if mapping.apply(rolled):

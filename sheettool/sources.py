@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .collect.master import read_master_records
+from .collect.master import read_master_rows
 from .records import Item, RecordsError, load
 
 __all__ = ["Item", "RecordsError", "load_records"]
@@ -16,5 +16,6 @@ def load_records(path: str | Path) -> list[Item]:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         if not path.is_file():
             raise RecordsError(f"入力ファイルが見つかりません: {path}")
-        return [Item(f"{i}件目", rec) for i, rec in enumerate(read_master_records(path), start=1)]
+        return [Item(f"{i}件目", rec, status=status)
+                for i, (status, rec) in enumerate(read_master_rows(path), start=1)]
     return load(path)

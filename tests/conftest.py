@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from calc.client import Calc, unavailable_reason
 from ci_skips import pytest_runtest_makereport  # noqa: F401  (a hook: pytest finds it here)
 
 from sheettool.generate import RENDERER_ENV, RENDERERS
+from sheettool.signing import KEY_ENV
+
+
+@pytest.fixture(scope="session", autouse=True)
+def office_key(tmp_path_factory) -> Iterator[Path]:
+    """The evaluation office's signing key for the whole session, never the user's own.
+
+    ``generate`` creates it on first use (and its issue register next to it); ``check`` and
+    ``collect`` verify with it. Subprocesses inherit the variable.
+    """
+    path = tmp_path_factory.mktemp("office") / "key"
+    saved = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop(KEY_ENV, None)
+    else:
+        os.environ[KEY_ENV] = saved
 
 
 @pytest.fixture(scope="session")

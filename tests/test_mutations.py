@@ -164,10 +164,12 @@ def test_check_never_raises(all_mutants: list[tuple[str, bytes]]) -> None:
         outcomes = list(pool.map(_checked, all_mutants, chunksize=16))
     statuses: dict[str, int] = {}
     for name, status, text in outcomes:
-        assert status in ("受理", "要修正", "読取不可"), (name, status)
+        # 受付不可: a mutated identity (a project number changed on the sheet, _meta edited)
+        assert status in ("受理", "要修正", "読取不可", "受付不可"), (name, status)
         assert "予期しない内部エラー" not in text and '"F122"' not in text, (name, text[:2000])
         statuses[status] = statuses.get(status, 0) + 1
-    assert len(statuses) == 3, statuses  # some accepted, some to fix, some unreadable: the mutations bite
+    # some accepted, some to fix, some unreadable: the mutations bite
+    assert {"受理", "要修正", "読取不可"} <= set(statuses), statuses
 
 
 def test_collect_reads_every_mutant(all_mutants: list[tuple[str, bytes]], tmp_path: Path) -> None:

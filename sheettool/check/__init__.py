@@ -6,7 +6,8 @@ template's own formulas. The checks run in sequence and each adds findings point
 at its sheet and cell:
 
 1. file safety (xlsx/safety.py) — unreadable files stop here (exit code 2)
-2. identity: _meta, template version, fiscal year, project number (tamper.py)
+2. identity: _meta and its signature (signing.py), template version, fiscal year,
+   project number (tamper.py)
 3. every field read and normalised (read.py, normalize.py)
 4. formulas present and unchanged, locked content unchanged (tamper.py)
 5. the record schema, then the template's rules (rules.py)
@@ -17,26 +18,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import findings
+from .. import findings, signing
 from ..findings import Finding
 from ..membudget import limit_text as memory_limit_text
 from ..xlsx.read import Book
 from ..xlsx.safety import Package, UnreadableFile, open_package, package_from_bytes
 from . import rules, tamper
 from .context import Context
-from .read import fiscal_year, main_sheet, read_fields, read_meta, resolve_addresses
+from .read import fiscal_year, main_sheet, read_fields, read_meta, resolve_addresses, saved_time
 from .result import CheckResult
 
 __all__ = ["CheckResult", "check_bytes", "check_file", "failure_finding"]
 
 
 def check_file(path: str | Path, *, display_name: str | None = None,
-               template: str | None = None, known: Mapping[str, str] | None = None) -> CheckResult:
+               template: str | None = None, known: Mapping[str, str] | None = None,
+               key: signing.KeyArg = signing.DEFAULT) -> CheckResult:
     """Read and check one returned workbook; never raises for a bad file.
 
     ``template`` (a name under templates/ or a folder) overrides the one its
     ``_meta`` names, for templates generated with ``--template <folder>``; ``known`` maps
     template ids to the folders to read them by (collect reads every file by its own id).
+    ``key`` verifies the signature (default: the office's key, if this machine has it;
+    None: not verified).
     """
     path = Path(path)
     name = display_name or path.name
@@ -50,12 +54,12 @@ def check_file(path: str | Path, *, display_name: str | None = None,
     except Exception as e:  # as in _check_package
         failure = _released(e)
     else:
-        return _check_package(pkg, name, template, known)
+        return _check_package(pkg, name, template, known, key)
     return CheckResult(name, None, [failure_finding(name, failure)], readable=False)
 
 
 def check_bytes(data: bytes, name: str, template: str | None = None,
-                known: Mapping[str, str] | None = None) -> CheckResult:
+                known: Mapping[str, str] | None = None, key: signing.KeyArg = signing.DEFAULT) -> CheckResult:
     """``check_file`` for content already read (collect checks exactly what it archives)."""
     try:
         pkg = package_from_bytes(name, data)
@@ -64,17 +68,17 @@ def check_bytes(data: bytes, name: str, template: str | None = None,
     except Exception as e:  # as in _check_package
         failure = _released(e)
     else:
-        return _check_package(pkg, name, template, known)
+        return _check_package(pkg, name, template, known, key)
     return CheckResult(name, None, [failure_finding(name, failure)], readable=False)
 
 
 def _check_package(pkg: Package, name: str, template: str | None = None,
-                   known: Mapping[str, str] | None = None) -> CheckResult:
+                   known: Mapping[str, str] | None = None, key: signing.KeyArg = signing.DEFAULT) -> CheckResult:
     result = CheckResult(name, None, list(pkg.warnings))
     failure = None
     try:
         pkg.scan_xml()  # a DTD in any part, even one never read, marks the file hostile (F115)
-        _check_book(Book(pkg), name, result, template, known)
+        _check_book(Book(pkg), name, result, template, known, signing.resolve(key))
     except UnreadableFile as e:  # a part that fails to parse once we get to it
         # what was said about the content so far (T201, T206, ...) is moot: the file is unreadable
         return CheckResult(name, None, [*pkg.warnings, e.finding], readable=False)
@@ -106,12 +110,14 @@ def failure_finding(name: str, exc: BaseException) -> Finding:
     return findings.make("F122", file=name, detail=detail)
 
 
-def _check_book(book: Book, name: str, result: CheckResult, template: str | None = None,
-                known: Mapping[str, str] | None = None) -> None:
+def _check_book(book: Book, name: str, result: CheckResult, template: str | None,
+                known: Mapping[str, str] | None, key: signing.Key | None) -> None:
     meta = read_meta(book)
     result.meta = meta
+    result.saved_at = saved_time(book)
     if not meta:
         result.findings.append(findings.make("T201", file=name))
+    result.findings.extend(signing.verify(meta, key))
     foreign = not meta and not any(n.startswith("f_") for n in book.names)
     tpl, template_findings = tamper.template_of(meta, template, known)
     result.template = tpl.id
@@ -142,3 +148,4 @@ def _check_book(book: Book, name: str, result: CheckResult, template: str | None
     rules.run(ctx, record)
     result.record = record
     result.findings.extend(ctx.findings)
+    result.trusted_formulas = frozenset(ctx.trusted_formulas)

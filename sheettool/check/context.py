@@ -32,6 +32,7 @@ class Context:
     computed: dict[str, Any] = field(default_factory=dict)  # formula path → recomputed value
     record: dict[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    trusted_formulas: set[tuple[str, str]] = field(default_factory=set)  # (sheet, cell) holding our formula
 
     def cell(self, placed: Placed) -> str:
         return self.addresses.get(placed.name, placed.cell)

@@ -7,6 +7,8 @@ as data: ``recompute`` computes them from the inputs with the template's formula
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,8 +18,9 @@ from ..spec.celltypes import CellType
 from ..spec.schema import SERIES_YEARS, bound_problem
 from ..xlsx import meta as meta_mod
 from ..xlsx.read import Book, Sheet, SheetData, is_cell, split_ref
+from ..xlsx.safety import UnreadableFile
 from .context import Context
-from .normalize import read_value
+from .normalize import Reading, read_value
 
 UNREADABLE = object()  # what recompute gives when an input could not be read
 
@@ -35,6 +38,42 @@ def read_meta(book: Book) -> dict[str, Any]:
             if isinstance(key, str):
                 rows[key] = book.value(data.cells.get("B" + ref[1:]))
     return meta_mod.parse(rows)
+
+
+_CORE = "docprops/core.xml"
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def saved_time(book: Book) -> str | None:
+    """When the workbook itself says it was last saved: ``docProps/core.xml`` dcterms:modified.
+
+    Excel and LibreOffice write it on every save (our templates: the generation time). ISO
+    8601 with offset, or None when absent or unreadable (never a finding: it only orders files).
+    """
+    part = next((n for n in book.pkg.names if n.lower() == _CORE), None)
+    if part is None:
+        return None
+    try:
+        root = book.pkg.root(part)
+    except UnreadableFile:
+        return None
+    for child in root:
+        if child.tag.rpartition("}")[2] == "modified" and child.text:
+            return _iso_time(child.text)
+    return None
+
+
+def _iso_time(text: str) -> str | None:
+    text = _FRACTION.sub(r"\1", text.strip())  # LibreOffice writes nanoseconds
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # W3CDTF without a zone: taken as UTC, as Excel writes it
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
 
 
 def main_sheet(book: Book, tpl: Template) -> Sheet | None:
@@ -102,14 +141,10 @@ def read_fields(ctx: Context) -> None:
         ftype = ctx.tpl.cell_type(placed.path)
         raw_cell = ctx.raw(placed)
         raw = ctx.book.value(raw_cell)
-        reading = read_value(raw, ftype)
         if raw_cell is not None and raw_cell.f is not None:
-            # A formula typed into an input: only its stored result can be read, which we
-            # never trust on its own. A readable result is a warning, none is an error.
-            if raw is None:
-                reading.problem = f"数式「={raw_cell.f}」が入力されていて、値を読み取れません"
-            else:
-                ctx.add("V303", placed, formula=raw_cell.f, value=show(raw))
+            _formula_in_input(ctx, placed, ftype, raw_cell.f)
+            continue
+        reading = read_value(raw, ftype)
         ctx.readings[placed.path] = reading
         if reading.problem:
             ctx.add("V302", placed, problem=reading.problem, hint=hint(ftype))
@@ -166,6 +201,26 @@ def within_bounds(ctx: Context, placed: Placed, value: Any) -> bool:
         return True
     ctx.add("S401", placed, field=placed.path, at=f"（{ctx.cell(placed)}）", problem=problem)
     return False
+
+
+def _formula_in_input(ctx: Context, placed: Placed, ftype: CellType, formula: str) -> None:
+    """A formula typed into an input cell is an error (V310), never run, never its cached result.
+
+    Its result may be whatever a web service or another workbook said (WEBSERVICE, external
+    references) and runs again wherever the file is opened. A text field keeps the formula
+    as text ("=…"), so every output carries what was typed, inert; any other field is left
+    unread (a formula computed from it is not computed either).
+    """
+    shown = formula if formula not in ("", "(shared)") else "（共有数式）"
+    text = "=" + shown
+    if ftype.kind == "text":
+        ctx.readings[placed.path] = Reading(text)
+        ctx.tpl.set_(ctx.record, placed.path, text)
+        kept = "入力された数式を文字として記録しました"
+    else:
+        ctx.readings[placed.path] = Reading(problem="数式が入力されています")
+        kept = "この項目は未入力として扱います"
+    ctx.add("V310", placed, formula=shown, kept=kept)
 
 
 def recompute(ctx: Context, placed: Placed) -> Any:

@@ -18,6 +18,13 @@ UNREADABLE = "読取不可"  # could not be read as a workbook at all
 MISSING = "未提出"  # expected, nothing received
 UNEXPECTED = "対象外"  # received for a project nobody expected
 FOREIGN = "様式違い"  # a return of another template than the master book's (kept in its own ledger rows)
+REJECTED = "受付不可"  # read, but forged, never issued, for another project or year: never current
+EXCLUDED = "除外"  # in the inbox but not a submission (a lock file, a leftover temp file): listed, not read
+NEVER_CURRENT = (UNREADABLE, REJECTED)  # statuses of files kept in history that never count
+
+# Findings that make a readable file 受付不可: its identity cannot be trusted, so it must
+# never replace a genuinely issued submission (signature, issue register, identity, year).
+REJECTING = frozenset({"T201", "T208", "T209", "T231", "T232", "T234", "T235", "T236", "C810"})
 
 
 @dataclass
@@ -35,6 +42,10 @@ class CheckResult:
     meta: dict[str, Any] = field(default_factory=dict)
     readable: bool = True
     template: str | None = None  # the id of the template it was read by
+    saved_at: str | None = None  # the workbook's own save time (docProps/core.xml), ISO 8601
+    # Cells (sheet, ref) holding exactly the template's formula: what an annotated copy keeps
+    # as a formula. Every other formula there is written as text. Not stored by the ledger.
+    trusted_formulas: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -44,6 +55,8 @@ class CheckResult:
     def status(self) -> str:
         if not self.readable or self.record is None:
             return UNREADABLE
+        if any(f.code in REJECTING for f in self.findings):
+            return REJECTED
         return NEEDS_FIX if any(f.is_error for f in self.findings) else ACCEPTED
 
     def to_json(self) -> dict[str, Any]:

@@ -101,8 +101,11 @@ def check_formulas(ctx: Context) -> None:
             ctx.add("T202", placed, value=_text(ctx.value(placed)))
         elif raw.f not in ("", "(shared)") and normalize_formula(raw.f) != normalize_formula(expected_formula(ctx, placed)):
             ctx.add("T203", placed, found=raw.f)
-        elif raw.v is not None and not unreadable and not _same(computed, ctx.value(placed)):
-            ctx.add("T204", placed, cached=_text(ctx.value(placed)), computed=_text(computed))
+        else:
+            if raw.f not in ("", "(shared)"):  # exactly ours: an annotated copy keeps it a formula
+                ctx.trusted_formulas.add((ctx.sheet_name, ctx.cell(placed)))
+            if raw.v is not None and not unreadable and not _same(computed, ctx.value(placed)):
+                ctx.add("T204", placed, cached=_text(ctx.value(placed)), computed=_text(computed))
         if placed.kind == "field" and isinstance(computed, Decimal):
             _set(ctx, placed, computed)
         elif placed.kind == "field" and isinstance(computed, str):

@@ -1,5 +1,16 @@
 """``sheettool collect``: every returned workbook under an inbox, into the ledger and a master book.
 
+Every entry under the inbox is accounted for (``scan_inbox``, by ``lstat``, never
+following a link or opening anything but a regular file): each regular file is read
+as a submission (a .xls, .ods, .csv, .pdf or .zip becomes 読取不可 with what to do),
+and what is not a submission — a symbolic link, a FIFO or device, an Office lock file
+(``~$…``), a temp file of an interrupted run (``.tmp-*``, ``.sheettool-*``), an OS's
+own file — is listed in 提出状況 and 指摘一覧 (``InboxNote``) without being read.
+
+Each return is checked with the office's key (signing.py) and compared with its issue
+register; the store keeps one fiscal year (the expected records', else the most common
+of the returns), and a return of another year is 受付不可 (C810).
+
 Files are listed in a stable order; those whose path, size and mtime the
 ledger has seen are not read again. The rest are read once by a worker
 process, hashed and checked on the very bytes that get archived, and
@@ -11,7 +22,10 @@ read one record at a time (memory does not grow with the number of projects).
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import os
+import stat
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -22,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .. import findings, membudget
+from .. import findings, membudget, signing
 from ..check import check_bytes, failure_finding
 from ..fileio import OutputError, atomic_output
 from ..records import jsonl_line
@@ -39,9 +53,18 @@ from .ledger import (
     sha256_bytes,
     workspace_for,
 )
-from .submission import ACCEPTED, NEEDS_FIX, UNEXPECTED, UNREADABLE, CheckResult, Submission
+from .submission import (
+    ACCEPTED,
+    EXCLUDED,
+    NEEDS_FIX,
+    REJECTED,
+    UNEXPECTED,
+    UNREADABLE,
+    CheckResult,
+    InboxNote,
+    Submission,
+)
 
-SUFFIXES = (".xlsx", ".xlsm")
 PARALLEL_MIN = 16  # below this, worker start-up costs more than it saves
 
 
@@ -62,7 +85,11 @@ class CollectResult:
     foreign: list[SubmissionInfo] = field(default_factory=list)  # current returns of another template
     office_problems: list[Any] = field(default_factory=list)  # what could not be read back (C804)
     office_changes: int = 0  # values the office entered or changed since the last run
-    to_chase: list[masterbook.Chase] = field(default_factory=list)  # 要修正, 読取不可, 未提出 (提出状況's order)
+    rejected: list[SubmissionInfo] = field(default_factory=list)  # 受付不可 that nothing replaced
+    inbox_notes: list[InboxNote] = field(default_factory=list)  # what is in the inbox but is no submission
+    missing: int | None = None  # expected projects 提出状況 shows as 未提出 (None: not counted there)
+    notes: list[str] = field(default_factory=list)  # for the office, once per run (stderr): no key, …
+    to_chase: list[masterbook.Chase] = field(default_factory=list)  # 要修正, 受付不可, 読取不可, 未提出
 
 
 @dataclass(frozen=True)
@@ -72,19 +99,91 @@ class _Task:
     mtime_ns: int
     workspace: str
     known: tuple[tuple[str, str], ...] = ()  # template id → folder, for templates given as a folder
+    key: signing.Key | None = None
+
+
+# Files operating systems and file shares leave in folders; never a department's submission.
+OS_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".directory"})
+_KINDS = ((stat.S_ISFIFO, "名前付きパイプ（FIFO）"), (stat.S_ISSOCK, "ソケット"),
+          (stat.S_ISCHR, "デバイス"), (stat.S_ISBLK, "デバイス"))
+
+
+def scan_inbox(inbox: Path, exclude: tuple[Path, ...] = ()) -> tuple[list[tuple[Path, os.stat_result]], list[InboxNote]]:
+    """Every regular file under ``inbox`` to read (sorted, with its lstat), and a note for
+    everything else found there. Nothing is followed or opened; ``exclude`` (the store and
+    the master book, should a caller put them there) is left out in silence."""
+    excluded = {p.resolve() for p in exclude}
+    files: list[tuple[Path, os.stat_result]] = []
+    notes: list[InboxNote] = []
+    _scan(inbox, inbox, excluded, files, notes)
+    return files, notes
+
+
+def _scan(inbox: Path, folder: Path, excluded: set[Path], files: list, notes: list[InboxNote]) -> None:
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        notes.append(_note(inbox, folder, UNREADABLE, "C816", detail=e.strerror or type(e).__name__))
+        return
+    folders = []
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as e:
+            notes.append(_note(inbox, path, UNREADABLE, "C816", detail=e.strerror or type(e).__name__))
+            continue
+        if path.resolve() in excluded:
+            continue
+        name = entry.name
+        if stat.S_ISLNK(st.st_mode):
+            notes.append(_note(inbox, path, UNREADABLE, "C813"))
+        elif stat.S_ISDIR(st.st_mode):
+            if name.startswith(".sheettool-"):  # a killed run's temp folder (master book spill)
+                notes.append(_note(inbox, path, EXCLUDED, "C814"))
+            else:
+                folders.append(path)
+        elif not stat.S_ISREG(st.st_mode):
+            kind = next((what for test, what in _KINDS if test(st.st_mode)), "特殊なファイル")
+            notes.append(_note(inbox, path, UNREADABLE, "C812", kind=kind))
+        elif name.startswith("~$"):
+            notes.append(_note(inbox, path, EXCLUDED, "C811"))
+        elif name.startswith(".tmp-"):  # fileio.TempOutput's, left by a killed run
+            notes.append(_note(inbox, path, EXCLUDED, "C814"))
+        elif name.lower() in OS_FILES or name.startswith("._"):
+            notes.append(_note(inbox, path, EXCLUDED, "C815"))
+        else:
+            files.append((path, st))
+    for sub in folders:
+        _scan(inbox, sub, excluded, files, notes)
+
+
+def _note(inbox: Path, path: Path, status: str, code: str, **params: Any) -> InboxNote:
+    rel = relpath_for(inbox, path)
+    return InboxNote(rel, status, findings.make(code, file=rel, **params))
 
 
 def inbox_files(inbox: Path, exclude: tuple[Path, ...] = ()) -> Iterator[Path]:
-    """Every .xlsx / .xlsm under ``inbox``, sorted; no symlinks, no Office lock files (~$…)."""
-    excluded = tuple(p.resolve() for p in exclude)
-    for root, dirs, files in os.walk(inbox, followlinks=False):
-        here = Path(root)
-        dirs[:] = sorted(d for d in dirs if (here / d).resolve() not in excluded)
-        for name in sorted(files):
-            path = here / name
-            if (path.suffix.lower() in SUFFIXES and not name.startswith("~$")
-                    and not path.is_symlink() and path.resolve() not in excluded):
-                yield path
+    """The regular files ``scan_inbox`` reads as submissions, sorted."""
+    for path, _ in scan_inbox(inbox, exclude)[0]:
+        yield path
+
+
+def _read_regular(path: str) -> bytes:
+    """The file's bytes, refusing anything but a regular file without ever blocking on one.
+
+    The inbox was listed with lstat; the file may have become a FIFO or a link since.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "通常のファイルではありません")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 def _work(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
@@ -95,13 +194,13 @@ def _work(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
     the file is a finding for it; only the store failing (LedgerError) stops the batch.
     """
     try:
-        data = Path(task.path).read_bytes()
+        data = _read_regular(task.path)
     except (OSError, MemoryError) as e:
         detail = e.strerror or str(e) if isinstance(e, OSError) else "メモリが足りません"
         return _unread(task, findings.make("F100", file=task.relpath, detail=detail))
     sha = sha256_bytes(data)
     try:
-        result = check_bytes(data, task.relpath, known=dict(task.known))
+        result = check_bytes(data, task.relpath, known=dict(task.known), key=task.key)
     except Exception as e:  # check_bytes catches all it can; this is for a MemoryError on the way out
         result = CheckResult(task.relpath, None, [failure_finding(task.relpath, e)], readable=False)
     # Archived here, in parallel, before the ledger records it (the fsyncs are most of a file's cost).
@@ -112,8 +211,12 @@ def _work(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
 def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None = None,
             expected: list[dict[str, Any]] | None = None, json_out: str | Path | None = None,
             csv_dir: str | Path | None = None, jobs: int | None = None,
-            progress: bool | None = None, template: str | None = None) -> CollectResult:
-    """Run the whole collection; see the module docstring."""
+            progress: bool | None = None, template: str | None = None,
+            key: signing.KeyArg = signing.DEFAULT) -> CollectResult:
+    """Run the whole collection; see the module docstring.
+
+    ``key``: the office's key to verify signatures with (default: this machine's, if any).
+    """
     inbox, master = Path(inbox), Path(master)
     workspace = Path(store) if store else workspace_for(master)
     result = CollectResult(expected=expected)
@@ -121,25 +224,29 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
     if template:  # read every file by its own template; the given folder stands for its id
         given = load(template)
         known = ((given.id, str(given.directory)),)
+    key = signing.resolve(key)
+    register = _register(key, result.notes)
     with Ledger.open(workspace) as ledger:
         ledger.tidy()  # half-written archive files of a killed run
         # results an older version stored that cannot be read back are checked again from the archive
-        ledger.repair_results(lambda data, rel: check_bytes(data, rel, known=dict(known)))
+        ledger.repair_results(lambda data, rel: check_bytes(data, rel, known=dict(known), key=key))
+        expected_years = _expected_years(expected)
+        # before anything is recorded: a return of another year must never become current
+        for tid, years_of in _expected_years_by_template(expected).items():
+            ledger.set_fiscal_year(_most_common(years_of), "expected", tid)
         tasks = []
-        for path in inbox_files(inbox, exclude=(workspace, master)):
-            try:
-                st = path.stat()
-            except OSError:
-                continue  # gone since it was listed: nothing to read, nothing to record
+        files, result.inbox_notes = scan_inbox(inbox, exclude=(workspace, master))
+        for path, st in files:
             result.seen += 1
             rel = relpath_for(inbox, path)
             sha = ledger.known_sha(rel, st.st_size, st.st_mtime_ns)
             if sha is not None and ledger.has_result(sha):
                 ledger.record(rel, None, sha, st.st_mtime_ns, None)
             else:
-                tasks.append(_Task(str(path), rel, st.st_mtime_ns, str(workspace), known))
+                tasks.append(_Task(str(path), rel, st.st_mtime_ns, str(workspace), known, key))
         show = sys.stderr.isatty() if progress is None else progress
         for done, (task, sha, data, checked) in enumerate(_run(tasks, jobs), start=1):
+            signing.assess(checked, register)  # before it is stored: the stored result is final
             # content already known (a copy under another name) keeps its first result
             ledger.record(task.relpath, data, sha, task.mtime_ns, checked)
             result.read += 1
@@ -149,18 +256,23 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
             print(file=sys.stderr)
         # again: a killed run's orphaned workers may still have been writing at the start
         ledger.tidy()
+        for tid in ledger.unpinned_templates():  # nothing expected of it: the year most of its returns hold
+            year = ledger.most_common_year(tid)
+            if year is not None:
+                ledger.set_fiscal_year(year, "returns", tid)
+        book_years = ledger.fiscal_years()
         csv_dir = Path(csv_dir) if csv_dir else master.with_name(master.stem + "_csv")
-        expected_years = _expected_years(expected)
         years: Counter = Counter()  # of the current records, when nothing is expected
         # One pass over the current submissions, one record at a time, writes the master book,
         # the CSV and the JSON Lines; one snapshot of the ledger for that pass and the history.
         tpl = master_template(template, expected, ledger.current_templates())
+        book_year = book_years.get(tpl.id)
         # what the office typed into the book last time, kept before the book is written again
         entries, result.office_problems = office.read_back(master, tpl)
         result.office_changes = ledger.record_office(tpl.id, entries)
         entered = ledger.office_values(tpl.id)
         with ledger.snapshot(), ExitStack() as stack:
-            history = ledger.history_info()
+            history = [_of_year(s, book_years.get(s.template)) for s in ledger.history_info()]
             expected = None if expected is None else [r for r in expected if _template_id(r) == tpl.id]
             result.expected = expected
             result.template = tpl.id
@@ -169,16 +281,51 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
                 current = _records_out(ledger.iter_current(tpl.id), lines, None if expected_years else years,
                                        tpl, entered)
                 written = masterbook.write_all(master, csv_dir, current, expected, history,
-                                               lambda: _most_common(expected_years or years), tpl=tpl)
+                                               lambda: book_year or _most_common(expected_years or years),
+                                               tpl=tpl, notes=result.inbox_notes)
             except OSError as e:  # every submission is recorded already; only the outputs failed
                 raise OutputError(f"マスターブック（{master}）と CSV・JSON Lines の一部または全部", e,
                                   then="受け付けた提出はすべて台帳に記録済みです。") from None
     result.foreign = [s for s in history if s.current and s.template not in (None, result.template)]
     result.current, result.history, result.unreadable = written.current, history, written.unreadable
+    result.rejected, result.missing = written.rejected, written.missing
     result.fiscal_year = written.fiscal_year
     result.to_chase = written.to_chase
     result.outputs = [master, *written.csv_paths, *([Path(json_out)] if json_out else [])]
     return result
+
+
+def _register(key: signing.Key | None, notes: list[str]) -> signing.Register | None:
+    """The key's issue register; what cannot be checked without one is said once in ``notes``."""
+    if key is None:
+        notes.append(f"署名用の鍵（{signing.default_key_path()}）がないため、返送されたファイルの署名を"
+                     "確認していません。テンプレートを作成した端末の鍵を --key で指定してください。")
+        return None
+    register = signing.Register.load(key.register_path)
+    if register is None:
+        notes.append(f"発行記録（{key.register_path}）がないため、発行の記録との照合をしていません。")
+    elif register.broken:
+        notes.append(f"発行記録（{register.path}）の {register.broken} 行が読み取れませんでした（読めた行だけで照合しました）。")
+    return register
+
+
+def _of_year(sub: SubmissionInfo, year: int | None) -> SubmissionInfo:
+    """``sub`` as the master book of ``year`` shows it: a return of another year is 受付不可 (C810)."""
+    if year is None or sub.fiscal_year is None or sub.fiscal_year == year \
+            or sub.result.status not in (ACCEPTED, NEEDS_FIX):
+        return sub
+    finding = findings.make("C810", file=sub.file, found=_year_text(sub.fiscal_year), expected=_year_text(year))
+    result = dataclasses.replace(sub.result, status=REJECTED, findings=(*sub.result.findings, finding))
+    return dataclasses.replace(sub, result=result)
+
+
+def _year_text(year: int) -> str:
+    from ..wareki import fiscal_label_with_western
+
+    try:
+        return fiscal_label_with_western(year)
+    except ValueError:
+        return f"{year}年度"
 
 
 def _template_id(record: dict[str, Any]) -> str:
@@ -255,12 +402,20 @@ def _alone(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
     # recorded as what it is (its own hash, archived), so the next run does not try it again
     finding = findings.make("C803", file=task.relpath, detail="読み取り用の処理が停止しました")
     try:
-        data = Path(task.path).read_bytes()
+        data = _read_regular(task.path)
     except OSError:
         return _unread(task, finding)
     sha = sha256_bytes(data)
     archive_content(Path(task.workspace), sha, archive_ext(task.relpath), data)
     return task, sha, Archived(len(data)), CheckResult(task.relpath, None, [finding], readable=False)
+
+
+def _expected_years_by_template(expected: list[dict[str, Any]] | None) -> dict[str, Counter]:
+    out: dict[str, Counter] = {}
+    for r in expected or []:
+        if isinstance(r, dict) and isinstance(r.get("fiscal_year"), int):
+            out.setdefault(_template_id(r), Counter())[r["fiscal_year"]] += 1
+    return out
 
 
 def _expected_years(expected: list[dict[str, Any]] | None) -> Counter:
@@ -279,12 +434,20 @@ def summary_line(result: CollectResult) -> str:
                      for s in result.current)
     line = (f"ファイル {result.seen}件（新たに読み取り {result.read}件）: 受理 {counts.get(ACCEPTED, 0)}件、"
             f"要修正 {counts.get(NEEDS_FIX, 0)}件、読取不可 {len(result.unreadable)}件")
+    if result.rejected:
+        line += f"、受付不可 {len(result.rejected)}件"
     if expected is not None:
         # an unreadable file that names its project (in _meta) stands for it, as in 提出状況
-        received = {str(s.project_no) for s in (*result.current, *result.unreadable) if s.project_no is not None}
-        line += f"、対象外 {counts.get(UNEXPECTED, 0)}件、未提出 {len(expected - received)}件"
+        received = {str(s.project_no) for s in (*result.current, *result.unreadable, *result.rejected)
+                    if s.project_no is not None}
+        missing = len(expected - received) if result.missing is None else result.missing
+        line += f"、対象外 {counts.get(UNEXPECTED, 0)}件、未提出 {missing}件"
     if result.foreign:
         line += f"、様式違い {len(result.foreign)}件"
+    unread = sum(n.status == UNREADABLE for n in result.inbox_notes)
+    excluded = len(result.inbox_notes) - unread
+    if unread or excluded:
+        line += f"、読み取らなかったもの {unread + excluded}件（リンク・特殊ファイル {unread}件、除外 {excluded}件）"
     return line + "。"
 
 
@@ -292,7 +455,7 @@ CHASE_SHOWN = 5  # projects named per status before "ほかN件"
 
 
 def chase_lines(result: CollectResult) -> list[str]:
-    """The projects to chase, by status (要修正, 読取不可, 未提出): number, name, 部・課 or the file,
+    """The projects to chase, by status (要修正, 受付不可, 読取不可, 未提出): number, name, 部・課 or the file,
     at most ``CHASE_SHOWN`` each and "ほかN件" (the master book's 提出状況 lists them all)."""
     lines = []
     for status in masterbook.CHASED:

@@ -14,15 +14,21 @@ Workspace
     overwritten or deleted. Their names come only from the hash, so no file name
     or content can make the ledger write outside its workspace.
 
-Tables (schema version 2; a version 1 store is migrated when opened)
+Tables (schema version 3; version 1 and 2 stores are migrated when opened)
     ``meta(key, value)``
-        ``schema_version``. A store written by a newer sheettool is refused.
+        ``schema_version``; ``fiscal_year:<template>``, the evaluation year the store
+        serves for that template's returns, with ``fiscal_year_from:<template>``
+        (``expected``: the expected records', ``returns``: the most common year of the
+        returns). A store written by a newer sheettool is refused.
     ``submissions`` — one row per distinct content (sha256)
         size, archive extension, the first relative path, first-seen time,
-        the file's mtime at first sight, project number, whether it may become
-        current (``eligible``), status, and the check result as JSON
-        (``record_json``, ``findings_json`` with code/severity/sheet/cell/field/
-        message/params, ``meta_json``, ``readable``). Immutable once written.
+        the file's mtime at first sight, the workbook's own save time
+        (``saved_ns``, docProps/core.xml), the time the newer-rule orders by
+        (``order_ns``) and which of the two it is (``order_source``: ``saved`` or
+        ``mtime``), project number, fiscal year, whether it may become current
+        (``eligible``), status, and the check result as JSON (``record_json``,
+        ``findings_json`` with code/severity/sheet/cell/field/message/params,
+        ``meta_json``, ``readable``). Immutable once written.
     ``sightings`` — one row per (relpath, size, mtime_ns, sha256)
         first and last time that exact file was seen. Answers "every path this
         content was seen under" and lets ``collect`` skip hashing a file whose
@@ -32,14 +38,20 @@ Tables (schema version 2; a version 1 store is migrated when opened)
         ``submissions`` by the rule below and kept in the same transaction.
 
 Which submission is "newer"
-    Ordered by the file's modification time *at first sight* (``mtime_ns``),
-    then by first-seen time, then by relative path (code point order). All
-    three are fixed when the content is first recorded, so a later
-    re-appearance of an old file (same bytes, even copied with a fresh mtime)
-    never makes it current again. The newest *eligible* submission of a project
-    is current; older ones stay in :meth:`Ledger.history`.
+    Ordered by the workbook's own save time (docProps/core.xml ``dcterms:modified``,
+    which Excel and LibreOffice write on every save and a copy or a mail client
+    does not change), else — no save time, or one later than the file's first
+    sight (a clock cannot save in the future) — by the file's modification time
+    *at first sight* (``mtime_ns``); then by first-seen time, then by relative
+    path (code point order). All are fixed when the content is first recorded,
+    so a later re-appearance of an old file (same bytes, even copied with a fresh
+    mtime) never makes it current again. The newest *eligible* submission of a
+    project (of the store's fiscal year for its template, once known) is current; older ones stay
+    in :meth:`Ledger.history`.
 
-    Eligible means readable with a project number in its record. A file whose
+    Eligible means readable with a project number in its record, and not
+    受付不可 (forged, never issued, for another project: check/result.py
+    REJECTING). A file whose
     record has a project number is attached to that project even if it has
     error findings (status 要修正), and it does become current when it is the
     newest: the master book must show the latest state of the department's
@@ -121,7 +133,15 @@ from .. import findings, jsontext
 from ..fileio import describe_os_error
 from ..findings import Finding
 from ..spec import DEFAULT_TEMPLATE
-from .submission import ACCEPTED, NEEDS_FIX, UNREADABLE, CheckResult, Submission
+from .submission import (
+    ACCEPTED,
+    NEEDS_FIX,
+    NEVER_CURRENT,
+    REJECTED,
+    UNREADABLE,
+    CheckResult,
+    Submission,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -139,7 +159,8 @@ __all__ = [
     "workspace_for",
 ]
 
-SCHEMA_VERSION = 2  # 2: submissions.template, current keyed by (template, project_no)
+SCHEMA_VERSION = 3  # 2: submissions.template, current keyed by (template, project_no);
+# 3: submissions.fiscal_year / saved_ns / order_ns / order_source, meta fiscal_year
 DB_NAME = "ledger.sqlite3"
 ARCHIVE_DIR = "archive"
 DEFAULT_TIMEOUT = 30.0  # seconds a write waits for another collect on the same store
@@ -148,6 +169,8 @@ _CHECKED_KEY = "results_checked"  # in meta: every stored result was read back o
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _ARCHIVE_EXTS = (".xlsx", ".xlsm")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SAVED, MTIME = "saved", "mtime"  # order_source: what stood for a file's age in the newer-rule
+_EARLIEST_SAVE_NS = 946_684_800 * 10**9  # 2000-01-01: an earlier save time is a wrong clock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(
@@ -161,8 +184,12 @@ CREATE TABLE IF NOT EXISTS submissions(
     first_path    TEXT NOT NULL,
     first_seen_ns INTEGER NOT NULL,
     mtime_ns      INTEGER NOT NULL,
+    saved_ns      INTEGER,
+    order_ns      INTEGER NOT NULL,
+    order_source  TEXT NOT NULL CHECK (order_source IN ('saved', 'mtime')),
     project_no    TEXT,
     template      TEXT,
+    fiscal_year   INTEGER,
     eligible      INTEGER NOT NULL CHECK (eligible IN (0, 1)),
     status        TEXT NOT NULL,
     readable      INTEGER NOT NULL,
@@ -171,7 +198,7 @@ CREATE TABLE IF NOT EXISTS submissions(
     meta_json     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS submissions_order
-    ON submissions(template, project_no, eligible, mtime_ns, first_seen_ns, first_path);
+    ON submissions(template, project_no, eligible, order_ns, first_seen_ns, first_path);
 CREATE TABLE IF NOT EXISTS sightings(
     relpath       TEXT NOT NULL,
     size          INTEGER NOT NULL,
@@ -203,11 +230,21 @@ CREATE TABLE IF NOT EXISTS office_entries(
 ) WITHOUT ROWID
 """
 
+# Version 2's own tables, which a version 1 store is migrated to first (then to 3).
+_CURRENT_V2 = """
+CREATE TABLE current(
+    template   TEXT NOT NULL,
+    project_no TEXT NOT NULL,
+    sha256     TEXT NOT NULL REFERENCES submissions(sha256),
+    PRIMARY KEY (template, project_no)
+)"""
+
 # The newer-rule, oldest first; reversed (DESC) it picks the current one.
-_ORDER = "s.mtime_ns, s.first_seen_ns, s.first_path"
+_ORDER = "s.order_ns, s.first_seen_ns, s.first_path"
 _COLUMNS = (
     "sha256", "size", "ext", "first_path", "first_seen_ns", "mtime_ns", "project_no", "template",
     "eligible", "status", "readable", "record_json", "findings_json", "meta_json",
+    "saved_ns", "order_source", "fiscal_year",
 )
 _SELECT = (
     "SELECT " + ", ".join("s." + c for c in _COLUMNS) + ", c.sha256 IS NOT NULL"
@@ -220,11 +257,14 @@ _INFO_SELECT = (
     " CASE WHEN json_valid(s.record_json) THEN json_extract(s.record_json, '$.project_no') END,"
     " CASE WHEN json_valid(s.record_json) THEN json_type(s.record_json, '$.project_no') END,"
     " s.meta_json, s.findings_json, c.sha256 IS NOT NULL, s.template,"
-    " s.record_json IS NULL OR json_valid(s.record_json)"
+    " s.record_json IS NULL OR json_valid(s.record_json),"
+    " s.saved_ns, s.order_source, s.fiscal_year"
     " FROM submissions s LEFT JOIN current c ON c.sha256 = s.sha256"
 )
+# The store's fiscal year (the 4th and 5th parameters; NULL while unknown) filters the candidates.
 _NEWEST = (
     "SELECT sha256 FROM submissions s WHERE template = ? AND project_no = ? AND eligible = 1"
+    " AND (? IS NULL OR fiscal_year = ?)"
     " ORDER BY " + ", ".join(f"{column} DESC" for column in _ORDER.split(", ")) + " LIMIT 1"
 )
 
@@ -281,6 +321,9 @@ class SubmissionInfo:
     result: ResultInfo
     current: bool = False
     template: str | None = None  # the template it was read by (None: unreadable, none named)
+    saved_at: str | None = None  # the workbook's own save time, as Submission.saved_at
+    order_source: str = MTIME  # which time the newer-rule took for it (SAVED or MTIME)
+    fiscal_year: int | None = None  # its record's
 
     @classmethod
     def of(cls, sub: Submission | SubmissionInfo) -> SubmissionInfo:
@@ -288,8 +331,9 @@ class SubmissionInfo:
             return sub
         res = sub.result
         info = ResultInfo(res.file, res.status, tuple(res.findings), res.readable, res.record is not None)
+        fy = (res.record or {}).get("fiscal_year")
         return cls(sub.sha256, sub.file, sub.received_at, sub.modified_at, sub.project_no, info, sub.current,
-                   sub.template)
+                   sub.template, sub.saved_at, sub.order_source, fy if isinstance(fy, int) else None)
 
 
 # --- small helpers -----------------------------------------------------------------
@@ -395,8 +439,11 @@ def _absurd(value: Any) -> bool:
 
 
 def _project_no(result: CheckResult) -> str | None:
-    # Same rule as Submission.project_no: the record's number, else _meta's.
-    raw = result.record.get("project_no") if result.record else result.meta.get("project_no")
+    # Same rule as Submission.project_no: the record's number, else _meta's; a 受付不可 file
+    # stands for the project it was issued for (_meta's), not the one its sheet claims.
+    meta_no = result.meta.get("project_no") if isinstance(result.meta, dict) else None
+    use_meta = not result.record or (result.status == REJECTED and meta_no is not None)
+    raw = meta_no if use_meta else result.record.get("project_no")
     text = str(raw).strip() if raw is not None else ""
     return text or None
 
@@ -410,7 +457,36 @@ def _template(result: CheckResult) -> str | None:
 
 
 def _eligible(result: CheckResult) -> bool:
-    return result.status != UNREADABLE and bool(result.record) and _project_no(result) is not None
+    return result.status not in NEVER_CURRENT and bool(result.record) and _project_no(result) is not None
+
+
+def _fiscal_year(result: CheckResult) -> int | None:
+    fy = (result.record or {}).get("fiscal_year")
+    return fy if isinstance(fy, int) and not isinstance(fy, bool) else None
+
+
+def _ns(iso: str | None) -> int | None:
+    """Nanoseconds since the epoch of an ISO 8601 time with offset; None when there is none."""
+    if not iso:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
+def order_time(saved_ns: int | None, mtime_ns: int, first_seen_ns: int) -> tuple[int, str]:
+    """What the newer-rule orders a file by: its save time when plausible, else its mtime.
+
+    A save time before 2000 or after the file was first seen is a wrong clock (or a lie).
+    """
+    if saved_ns is not None and _EARLIEST_SAVE_NS <= saved_ns <= first_seen_ns:
+        return saved_ns, SAVED
+    return mtime_ns, MTIME
 
 
 def _json_value(value: Any, json_type: str | None) -> Any:
@@ -435,6 +511,27 @@ def _findings_from_json(text: str) -> list[Finding]:
                 params=d.get("params") or {})
         for d in _loads(text)
     ]
+
+
+def _label(year: int, label: Any) -> str:
+    try:
+        return label(year)
+    except ValueError:
+        return f"{year}年度"
+
+
+def _archived_save_time(path: Path) -> str | None:
+    """The save time inside an archived workbook (for the version 3 migration); None if unreadable."""
+    from ..check.read import saved_time
+    from ..xlsx.read import Book
+    from ..xlsx.safety import UnreadableFile, open_package
+
+    try:
+        return saved_time(Book(open_package(path)))
+    except (UnreadableFile, OSError, ValueError):
+        return None
+    except Exception:  # noqa: BLE001 -- whatever an old archived file holds, the migration goes on
+        return None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -639,6 +736,9 @@ class Ledger:
         if version == 1:
             self._migrate_from_1()
             version = self._schema_version()
+        if version == 2:
+            self._migrate_from_2()
+            version = self._schema_version()
         if version is None:
             raise LedgerError(
                 f"台帳（{self.db_path}）の形式（schema_version）を確認できません。"
@@ -664,12 +764,47 @@ class Ledger:
                 conn.execute("UPDATE submissions SET template = ? WHERE sha256 = ?", (template, sha))
             conn.execute("DROP INDEX IF EXISTS submissions_order")
             conn.execute("ALTER TABLE current RENAME TO current_v1")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            conn.execute(_CURRENT_V2)
             conn.execute("INSERT INTO current(template, project_no, sha256) SELECT s.template, c.project_no,"
                          " c.sha256 FROM current_v1 c JOIN submissions s ON s.sha256 = c.sha256")
             conn.execute("DROP TABLE current_v1")
+            conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+    def _migrate_from_2(self) -> None:
+        """Version 3 orders by the workbook's save time and knows each record's fiscal year.
+
+        Both are read again from what the store holds: the year from the stored record, the
+        save time from the archived file itself (a file that cannot be read keeps its mtime).
+        The current choice is then made again by the new rule; no row is dropped.
+        """
+        rows = self._conn.execute(
+            "SELECT sha256, ext, record_json, mtime_ns, first_seen_ns FROM submissions").fetchall()
+        updates = []
+        for sha, ext, record_json, mtime_ns, first_seen_ns in rows:
+            try:
+                record = json.loads(record_json) if record_json else None
+            except ValueError:  # a damaged result (repair_results checks it again)
+                record = None
+            fy = record.get("fiscal_year") if isinstance(record, dict) else None
+            saved_ns = _ns(_archived_save_time(self._archive_file(sha, ext)))
+            order_ns, source = order_time(saved_ns, mtime_ns, first_seen_ns)
+            updates.append((fy if isinstance(fy, int) and not isinstance(fy, bool) else None,
+                            saved_ns, order_ns, source, sha))
+        with self._transaction() as conn:
+            if self._schema_version() != 2:  # another collect migrated it meanwhile
+                return
+            conn.execute("ALTER TABLE submissions ADD COLUMN saved_ns INTEGER")
+            conn.execute("ALTER TABLE submissions ADD COLUMN order_ns INTEGER NOT NULL DEFAULT 0")
+            conn.execute("ALTER TABLE submissions ADD COLUMN order_source TEXT NOT NULL DEFAULT 'mtime'"
+                         " CHECK (order_source IN ('saved', 'mtime'))")
+            conn.execute("ALTER TABLE submissions ADD COLUMN fiscal_year INTEGER")
+            conn.executemany("UPDATE submissions SET fiscal_year = ?, saved_ns = ?, order_ns = ?,"
+                             " order_source = ? WHERE sha256 = ?", updates)
+            conn.execute("DROP INDEX IF EXISTS submissions_order")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            self._recompute_all(conn)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _schema_version(self) -> int | None:
@@ -821,21 +956,32 @@ class Ledger:
                 mtime_ns: int, result: CheckResult, now: int) -> None:
         project = _project_no(result)
         template = _template(result)
+        saved_ns = _ns(result.saved_at)
+        order_ns, source = order_time(saved_ns, mtime_ns, now)
         conn.execute(
-            "INSERT INTO submissions(sha256, size, ext, first_path, first_seen_ns, mtime_ns,"
-            " project_no, template, eligible, status, readable, record_json, findings_json, meta_json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (sha256, size, archive_ext(relpath), relpath, now, mtime_ns, project, template,
-             int(_eligible(result)), result.status, int(result.readable),
-             None if result.record is None else _dumps(result.record),
+            "INSERT INTO submissions(sha256, size, ext, first_path, first_seen_ns, mtime_ns, saved_ns,"
+            " order_ns, order_source, project_no, template, fiscal_year, eligible, status, readable,"
+            " record_json, findings_json, meta_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sha256, size, archive_ext(relpath), relpath, now, mtime_ns, saved_ns, order_ns, source,
+             project, template, _fiscal_year(result), int(_eligible(result)), result.status,
+             int(result.readable), None if result.record is None else _dumps(result.record),
              _findings_to_json(result.findings), _dumps(result.meta)),
         )
         if _eligible(result):
             self._recompute_current(conn, template, project)
 
+    def _recompute_all(self, conn: sqlite3.Connection) -> None:
+        """The current choice of every project made again (after the rule or the year changed)."""
+        projects = conn.execute("SELECT DISTINCT template, project_no FROM submissions WHERE eligible = 1"
+                                " UNION SELECT template, project_no FROM current").fetchall()
+        for template, project_no in projects:
+            self._recompute_current(conn, template, project_no)
+
     @staticmethod
     def _recompute_current(conn: sqlite3.Connection, template: str | None, project_no: str | None) -> None:
-        newest = conn.execute(_NEWEST, (template, project_no)).fetchone()
+        year = Ledger._year(conn, template)
+        newest = conn.execute(_NEWEST, (template, project_no, year, year)).fetchone()
         if newest is None:
             conn.execute("DELETE FROM current WHERE template = ? AND project_no = ?", (template, project_no))
         else:
@@ -906,15 +1052,75 @@ class Ledger:
                               (sha256,)).fetchone()
         project, template = _project_no(result), _template(result)
         conn.execute(
-            "UPDATE submissions SET project_no = ?, template = ?, eligible = ?, status = ?, readable = ?,"
-            " record_json = ?, findings_json = ?, meta_json = ? WHERE sha256 = ?",
-            (project, template, int(_eligible(result)), result.status, int(result.readable),
+            "UPDATE submissions SET project_no = ?, template = ?, fiscal_year = ?, eligible = ?, status = ?,"
+            " readable = ?, record_json = ?, findings_json = ?, meta_json = ? WHERE sha256 = ?",
+            (project, template, _fiscal_year(result), int(_eligible(result)), result.status, int(result.readable),
              None if result.record is None else _dumps(result.record), _findings_to_json(result.findings),
              _dumps(result.meta), sha256))
         if before is not None and before[2]:
             self._recompute_current(conn, before[0], before[1])
         if _eligible(result):
             self._recompute_current(conn, template, project)
+
+    # -- the store's fiscal year, per template
+
+    @staticmethod
+    def _year(conn: sqlite3.Connection, template: str | None) -> int | None:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"fiscal_year:{template}",)).fetchone()
+        return int(row[0]) if row and str(row[0]).lstrip("-").isdigit() else None
+
+    def fiscal_year(self, template: str | None) -> tuple[int | None, str | None]:
+        """The evaluation year this store serves for ``template`` and where it came from
+        (``expected`` / ``returns``); (None, None) while no collect has said."""
+        with self._errors():
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?",
+                                     (f"fiscal_year_from:{template}",)).fetchone()
+            year = self._year(self._conn, template)
+        return year, (row[0] if row else None) if year is not None else None
+
+    def fiscal_years(self) -> dict[str | None, int]:
+        """The evaluation year of each template the store has one for."""
+        with self._errors():
+            rows = self._conn.execute("SELECT key, value FROM meta WHERE key LIKE 'fiscal\\_year:%' ESCAPE '\\'").fetchall()
+        return {key.partition(":")[2]: int(value) for key, value in rows if str(value).lstrip("-").isdigit()}
+
+    def set_fiscal_year(self, year: int, source: str, template: str | None) -> None:
+        """Make ``year`` the evaluation year of ``template``'s returns: other years never become current.
+
+        A year the expected records gave is kept: another one raises LedgerError (one store
+        serves one year). A year taken from the returns gives way to the expected records'.
+        """
+        known, known_from = self.fiscal_year(template)
+        if known == year and (known_from == source or source == "returns"):
+            return
+        if known is not None and known != year and known_from == "expected":
+            from ..wareki import fiscal_label_with_western
+
+            raise LedgerError(
+                f"台帳（{self.workspace}）は{_label(known, fiscal_label_with_western)}の回収に使われています。"
+                f"{_label(year, fiscal_label_with_western)}の回収には、別のマスターブック名か別の台帳フォルダ"
+                "（--store）を指定してください。")
+        with self._errors(), self._transaction() as conn:
+            for key, value in ((f"fiscal_year:{template}", str(year)), (f"fiscal_year_from:{template}", source)):
+                conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)"
+                             " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+            self._recompute_all(conn)
+
+    def unpinned_templates(self) -> list[str | None]:
+        """Templates with eligible submissions but no evaluation year yet."""
+        pinned = self.fiscal_years()
+        with self._errors():
+            rows = self._conn.execute("SELECT DISTINCT template FROM submissions WHERE eligible = 1").fetchall()
+        return [t for (t,) in rows if t not in pinned]
+
+    def most_common_year(self, template: str | None) -> int | None:
+        """The fiscal year most eligible submissions of ``template`` hold; ties: the later."""
+        with self._errors():
+            row = self._conn.execute(
+                "SELECT fiscal_year FROM submissions WHERE eligible = 1 AND fiscal_year IS NOT NULL"
+                " AND template IS ? GROUP BY fiscal_year ORDER BY count(*) DESC, fiscal_year DESC LIMIT 1",
+                (template,)).fetchone()
+        return row[0] if row else None
 
     # -- reading
 
@@ -1058,6 +1264,7 @@ class Ledger:
                 meta=_loads(cols["meta_json"]),
                 readable=bool(cols["readable"]),
                 template=cols["template"],
+                saved_at=None if cols["saved_ns"] is None else _iso(cols["saved_ns"]),
             )
         except (_Damaged, KeyError, TypeError, AttributeError) as exc:
             result = _damaged_result(cols["first_path"], cols["template"], exc)
@@ -1068,19 +1275,23 @@ class Ledger:
             modified_at=_iso(cols["mtime_ns"]),
             result=result,
             current=bool(cols["is_current"]),
+            order_source=cols["order_source"],
         )
 
     @staticmethod
     def _info(row: tuple[Any, ...]) -> SubmissionInfo:
         (sha256, path, first_seen_ns, mtime_ns, status, readable, has_record, truthy,
-         record_no, record_no_type, meta_json, findings_json, is_current, template, valid) = row
+         record_no, record_no_type, meta_json, findings_json, is_current, template, valid,
+         saved_ns, order_source, fiscal_year) = row
         try:
             if not valid:
                 raise _Damaged("記録が JSON として正しくありません")
-            if truthy:  # Submission.project_no: the record's value when there is a (non-empty) record
+            meta_no = _loads(meta_json).get("project_no")
+            # Submission.project_no: the record's value when there is a (non-empty) record, but
+            # _meta's for a 受付不可 file (the project it was issued for)
+            if truthy and not (status == REJECTED and meta_no is not None):
                 project_no = _json_value(record_no, record_no_type)
             else:
-                meta_no = _loads(meta_json).get("project_no")
                 project_no = str(meta_no) if meta_no is not None else None
             result = ResultInfo(path, status, tuple(_findings_from_json(findings_json)), bool(readable),
                                 bool(has_record))
@@ -1089,7 +1300,8 @@ class Ledger:
             project_no = None
             result = ResultInfo(path, damaged.status, tuple(damaged.findings), False, False)
         return SubmissionInfo(sha256, path, _iso(first_seen_ns), _iso(mtime_ns), project_no, result,
-                              bool(is_current), template)
+                              bool(is_current), template, None if saved_ns is None else _iso(saved_ns),
+                              order_source, fiscal_year)
 
     # -- overview and self-check
 
@@ -1105,6 +1317,7 @@ class Ledger:
                 "current": one("SELECT count(*) FROM current").fetchone()[0],
                 "needs_fix": by_status.get(NEEDS_FIX, 0),
                 "unreadable": by_status.get(UNREADABLE, 0),
+                "rejected": by_status.get(REJECTED, 0),
                 "sightings": one("SELECT count(*) FROM sightings").fetchone()[0],
                 "archive_bytes": one("SELECT coalesce(sum(size), 0) FROM submissions").fetchone()[0],
             }
@@ -1129,7 +1342,9 @@ class Ledger:
                     problems.append(f"保管ファイルがないか内容が一致しません: {path}")
             stored = {(t, p): sha for t, p, sha in one("SELECT template, project_no, sha256 FROM current")}
             projects = one("SELECT DISTINCT template, project_no FROM submissions WHERE eligible = 1").fetchall()
-            expected = {(t, p): one(_NEWEST, (t, p)).fetchone()[0] for t, p in projects}
+            years = {t: self._year(self._conn, t) for t, _ in projects}
+            newest = {(t, p): one(_NEWEST, (t, p, years[t], years[t])).fetchone() for t, p in projects}
+            expected = {k: row[0] for k, row in newest.items() if row is not None}
             if stored != expected:
                 problems.append("current 表が規則（最新の提出）と一致しません。")
         return problems

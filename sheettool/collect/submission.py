@@ -6,15 +6,20 @@ from dataclasses import dataclass
 
 from ..check.result import (
     ACCEPTED,
+    EXCLUDED,
     FOREIGN,
     MISSING,
     NEEDS_FIX,
+    NEVER_CURRENT,
+    REJECTED,
     UNEXPECTED,
     UNREADABLE,
     CheckResult,
 )
+from ..findings import Finding
 
-__all__ = ["ACCEPTED", "FOREIGN", "MISSING", "NEEDS_FIX", "UNEXPECTED", "UNREADABLE", "CheckResult", "Submission"]
+__all__ = ["ACCEPTED", "EXCLUDED", "FOREIGN", "InboxNote", "MISSING", "NEEDS_FIX", "NEVER_CURRENT", "REJECTED", "UNEXPECTED", "UNREADABLE",
+           "CheckResult", "Submission"]
 
 
 @dataclass
@@ -27,6 +32,12 @@ class Submission:
     modified_at: str  # ISO 8601, the file's modification time when first seen
     result: CheckResult
     current: bool = False  # the submission that counts for its project
+    order_source: str = "mtime"  # what the newer-rule took for its age: "saved" (its own save time) or "mtime"
+
+    @property
+    def saved_at(self) -> str | None:
+        """The workbook's own save time (docProps/core.xml), when it has one."""
+        return self.result.saved_at
 
     @property
     def template(self) -> str | None:
@@ -34,7 +45,19 @@ class Submission:
 
     @property
     def project_no(self) -> str | None:
-        if self.result.record:
-            return self.result.record.get("project_no")
+        """The record's number, else _meta's; a 受付不可 file's is _meta's (the project it was
+        issued for, not the one its sheet claims)."""
         no = self.result.meta.get("project_no")
+        if self.result.record and not (self.result.status == REJECTED and no is not None):
+            return self.result.record.get("project_no")
         return str(no) if no is not None else None
+
+
+@dataclass(frozen=True)
+class InboxNote:
+    """Something in the inbox that is not read as a submission (a symlink, a FIFO, a lock file,
+    a leftover temp file): listed in 提出状況 and 指摘一覧 while it is there, never stored."""
+
+    file: str  # relative to the inbox
+    status: str  # UNREADABLE (the department must act) or EXCLUDED (not a submission)
+    finding: Finding

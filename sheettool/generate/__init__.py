@@ -5,6 +5,10 @@ Each record names its template (``"template"``; none: the default, CONTRACT §5)
 (plan.py) and drawn: by the stamping renderer (xlsx/stamp.py) unless
 ``SHEETTOOL_RENDERER=xlsxwriter`` asks for the reference one (xlsx/render.py). A bad
 record becomes findings; the others are still written. Large batches use every core.
+
+With a key (signing.py) every workbook's ``_meta`` is signed and each one written is
+added to the key's issue register. An existing file is never overwritten unless
+``overwrite`` (G610), and an input file never (G611): the others are still written.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .. import findings
+from .. import findings, signing
 from ..fileio import NAME_MAX, atomic_write_bytes, describe_os_error, safe_component
 from ..findings import Finding
+from ..outputs import is_input
 from ..records import Item
 from ..spec import DEFAULT_TEMPLATE, Template, TemplateError, load
 from ..spec.rates import Rates
-from ..xlsx.render import render
+from ..xlsx.render import meta_values, render
 from ..xlsx.stamp import render_fast
 from .plan import RecordProblem, missing_rate_finding, plan_sheet, record_label
 
@@ -67,15 +72,20 @@ def renderer_name(name: str | None = None) -> str:
 
 def build(record: dict[str, Any], tpl: Template, rates: Rates, label: str,
           password: str | None = None, generated_at: datetime | None = None,
-          renderer: str | None = None) -> tuple[bytes | None, list[Finding]]:
-    """The workbook bytes for one schema-valid record, or None with error findings."""
+          renderer: str | None = None, key: signing.Key | None = None,
+          ) -> tuple[bytes | None, list[Finding], dict[str, Any] | None]:
+    """The workbook bytes for one schema-valid record with its ``_meta`` values (signed with
+    ``key``), or None with error findings."""
     try:
         plan = plan_sheet(record, tpl, rates, label)
     except RecordProblem as e:
-        return None, e.findings
+        return None, e.findings, None
+    generated_at = generated_at or datetime.now().astimezone()
+    values = meta_values(tpl, plan, generated_at, key)
     buf = io.BytesIO()
-    RENDERERS[renderer_name(renderer)](plan, tpl, buf, password=password, generated_at=generated_at)
-    return buf.getvalue(), plan.warnings
+    RENDERERS[renderer_name(renderer)](plan, tpl, buf, password=password, generated_at=generated_at,
+                                       meta_override=values)
+    return buf.getvalue(), plan.warnings, values
 
 
 def template_of(record: dict[str, Any], override: str | Path | None = None) -> Template:
@@ -92,14 +102,21 @@ def rates_for(tpl: Template, rates_file: str | Path | None) -> Rates:
 
 def generate(items: Iterable[Item], out_dir: str | Path, *, template: str | Path | None = None,
              rates: str | Path | None = None, password: str | None = None, jobs: int | None = None,
-             renderer: str | None = None) -> GenerateResult:
+             renderer: str | None = None, key: signing.KeyArg = signing.DEFAULT,
+             overwrite: bool = False,
+             protect: frozenset[tuple[int, int]] = frozenset()) -> GenerateResult:
     """Write one template per item under ``out_dir``.
 
     ``template`` overrides the template each record names; ``rates`` is a rates file laid
-    over each template's bundled rates; ``renderer`` names one of RENDERERS. Raises
-    TemplateError or RatesError when a template or the rates file cannot be used at all.
+    over each template's bundled rates; ``renderer`` names one of RENDERERS. ``key`` signs
+    each workbook and registers it as issued (default: the office's key, created on first
+    use; None: unsigned). An existing file is kept (a G610 finding)
+    unless ``overwrite``; a file among ``protect`` (``outputs.file_ids`` of the inputs) is
+    never written (G611). Raises TemplateError or RatesError when a template or the rates
+    file cannot be used at all, KeyFileError when the register cannot be written.
     """
     renderer = renderer_name(renderer)
+    key = signing.resolve(key, create=True)
     out_dir = Path(out_dir)
     result = GenerateResult()
     seen: dict[Path, str] = {}
@@ -140,51 +157,89 @@ def generate(items: Iterable[Item], out_dir: str | Path, *, template: str | Path
     generated_at = datetime.now().astimezone()
     rates_by = {key: r for key, (_, r) in templates.items()}
     jobs = jobs or os.cpu_count() or 1
+    options = _Options(rates_by, password, generated_at, renderer, key, overwrite, protect)
     if jobs > 1 and len(tasks) >= PARALLEL_MIN:
         chunks = [tasks[i::jobs] for i in range(jobs)]
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            outcomes = pool.map(_work, [(rates_by, password, generated_at, renderer, c) for c in chunks])
+            outcomes = pool.map(_work, [(options, c) for c in chunks])
             merged = sorted((o for part in outcomes for o in part), key=lambda o: o[0])
     else:
-        merged = _work((rates_by, password, generated_at, renderer, tasks))
+        merged = _work((options, tasks))
     directory_of = {index: directory for index, directory, *_ in tasks}
     # A rate missing for a year is a problem of the run's rates, not of each record: one G602 per
     # template and year, in the place of its first occurrence, naming every record it stopped.
     missing: dict[tuple[str, int], list[tuple[str, Any]]] = {}
     shown: list[Finding | tuple[str, int]] = []
-    for index, path, ok, found in merged:
+    issued = []
+    for index, path, values, found in merged:
         for f in found:
             if f.code != "G602":
                 shown.append(f)
                 continue
-            key = (directory_of[index], f.params["year"])
-            if key not in missing:
-                missing[key] = []
-                shown.append(key)
-            missing[key].extend(f.params["members"])
-        if ok:
+            year_key = (directory_of[index], f.params["year"])
+            if year_key not in missing:
+                missing[year_key] = []
+                shown.append(year_key)
+            missing[year_key].extend(f.params["members"])
+        if values is not None:
             result.written.append(path)
+            if key is not None:
+                issued.append(signing.issue_entry(values, path.resolve()))
         else:
             result.failed += 1
             result.unwritten += any(f.code == "G607" for f in found)
     result.findings.extend(
         missing_rate_finding(load(item[0]), item[1], missing[item]) if isinstance(item, tuple) else item
         for item in shown)
+    if key is not None:
+        signing.append_issued(key.register_path, issued)
     return result
 
 
-def _work(args: tuple) -> list[tuple[int, Path, bool, list[Finding]]]:
-    """Build and write a chunk of records (runs in a worker process for large batches)."""
-    rates_by, password, generated_at, renderer, tasks = args
+@dataclass(frozen=True)
+class _Options:
+    """What every record of one run is written with (sent to each worker once per chunk)."""
+
+    rates_by: dict[str, Rates]
+    password: str | None
+    generated_at: datetime
+    renderer: str
+    key: signing.Key | None
+    overwrite: bool
+    protect: frozenset[tuple[int, int]]
+
+
+def _work(args: tuple) -> list[tuple[int, Path, dict[str, Any] | None, list[Finding]]]:
+    """Build and write a chunk of records (runs in a worker process for large batches).
+
+    Each entry: (index, path, the ``_meta`` values written or None when nothing was, findings).
+    """
+    options, tasks = args
     out = []
     for index, directory, record, label, path in tasks:
+        refused = _refusal(path, label, options)
+        if refused is not None:
+            out.append((index, path, None, [refused]))
+            continue
         tpl = load(directory)
-        data, found = build(record, tpl, rates_by[directory], label, password, generated_at, renderer)
+        data, found, values = build(record, tpl, options.rates_by[directory], label, options.password,
+                                    options.generated_at, options.renderer, options.key)
         if data is not None:
             try:
-                atomic_write_bytes(path, data)
+                atomic_write_bytes(path, data, overwrite=options.overwrite)
+            except FileExistsError:  # appeared since _refusal looked
+                found, values = [*found, findings.make("G610", record=label, file=str(path))], None
             except OSError as e:  # disk full, read-only folder: this file fails, the next may not
                 found = [*found, findings.make("G607", record=label, file=str(path), detail=describe_os_error(e))]
-                data = None
-        out.append((index, path, data is not None, found))
+                values = None
+        out.append((index, path, values if data is not None else None, found))
     return out
+
+
+def _refusal(path: Path, label: str, options: _Options) -> Finding | None:
+    """G611 for a path that is an input file, G610 for an existing one (unless overwriting)."""
+    if is_input(path, options.protect):
+        return findings.make("G611", record=label, file=str(path))
+    if not options.overwrite and os.path.lexists(path):
+        return findings.make("G610", record=label, file=str(path))
+    return None

@@ -3,7 +3,10 @@
 Keys and values sit in columns A and B, one per row, so a reader finds them by
 key whatever the order. ``locked_values`` holds every per-project value the
 department must not change (history, identity, rates); ``locked_digest`` is its
-SHA-256, so an edit of either shows.
+SHA-256, so an edit of either shows to whoever does not recompute it. ``signature`` is
+the evaluation office's HMAC over the identity and the locked values, made with a key
+only the office holds (``key_id`` names the key; see signing.py), so a recomputed
+digest shows too. Both are empty in a workbook made without a key.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ KEYS = (
     "locked_digest",
     "locked_values",
     "constant_cells",
+    "key_id",
+    "signature",
 )
 
 

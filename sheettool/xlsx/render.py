@@ -11,7 +11,7 @@ import io
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from xlsxwriter.format import Format
 from xlsxwriter.packager import Packager
@@ -26,6 +26,9 @@ from . import meta
 from .cells import CellPlan, SheetPlan
 from .styles import DEFAULT_FONT, JAPANESE_CHARSET, StyleBook
 from .text import preserve_space
+
+if TYPE_CHECKING:
+    from ..signing import Key
 
 LISTS_SHEET = "_lists"
 _PAPER = {"A4": 9, "A3": 8}
@@ -121,9 +124,14 @@ class ValidationGroup(NamedTuple):
 
 
 def render(plan: SheetPlan, tpl: Template, target: str | Path | IO[bytes], *,
-           password: str | None = None, generated_at: datetime | None = None) -> None:
-    """Write the workbook for ``plan`` to ``target`` (a path or a binary stream)."""
-    wb, _ = compose(plan, tpl, target, password=password, generated_at=generated_at)
+           password: str | None = None, generated_at: datetime | None = None,
+           meta_override: dict[str, str | int] | None = None) -> None:
+    """Write the workbook for ``plan`` to ``target`` (a path or a binary stream).
+
+    ``meta_override``: the ``_meta`` values (``meta_values``, signed), else unsigned ones.
+    """
+    wb, _ = compose(plan, tpl, target, password=password, generated_at=generated_at,
+                    meta_override=meta_override)
     wb.close()
 
 
@@ -336,10 +344,11 @@ def _write_lists(wb: _Workbook, tpl: Template) -> None:
     ws.very_hidden()
 
 
-def meta_values(tpl: Template, plan: SheetPlan, generated_at: datetime) -> dict[str, str | int]:
-    """The ``_meta`` entries, by key (meta.KEYS order)."""
+def meta_values(tpl: Template, plan: SheetPlan, generated_at: datetime,
+                key: Key | None = None) -> dict[str, str | int]:
+    """The ``_meta`` entries, by key (meta.KEYS order), signed with ``key`` if given."""
     record = plan.record
-    return {
+    values: dict[str, str | int] = {
         "template_id": tpl.id,
         "template_version": tpl.version,
         "fiscal_year": record["fiscal_year"],
@@ -350,7 +359,12 @@ def meta_values(tpl: Template, plan: SheetPlan, generated_at: datetime) -> dict[
         "locked_digest": meta.digest(plan.locked_values),
         "locked_values": meta.canonical(plan.locked_values),
         "constant_cells": meta.canonical(plan.constant_cells),
+        "key_id": key.id if key is not None else "",
+        "signature": "",
     }
+    if key is not None:
+        values["signature"] = key.sign(values)
+    return values
 
 
 

@@ -767,6 +767,10 @@ class Package:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._infos
 
+    def info(self, name: str) -> zipfile.ZipInfo:
+        """The zip directory entry of part ``name`` (KeyError if there is none)."""
+        return self._infos[name.lower()]
+
     def read(self, name: str) -> bytes:
         """The part's bytes; decompression stops at the part's cap (``part_cap``)."""
         info = self._infos.get(name.lower())

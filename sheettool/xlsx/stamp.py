@@ -66,16 +66,19 @@ class StampMiss(Exception):
 
 
 def render_fast(plan: SheetPlan, tpl: Template, target: str | Path | IO[bytes], *,
-                password: str | None = None, generated_at: datetime | None = None) -> None:
+                password: str | None = None, generated_at: datetime | None = None,
+                meta_override: dict[str, str | int] | None = None) -> None:
     """Write the workbook for ``plan`` to ``target`` (a path or a binary stream), like ``render.render``.
 
     A plan the cached base cannot express is drawn by ``render.render`` instead.
     """
     try:
-        data = stamp_bytes(plan, tpl, password=password, generated_at=generated_at)
+        data = stamp_bytes(plan, tpl, password=password, generated_at=generated_at,
+                           meta_override=meta_override)
     except StampMiss as e:
         log.info("stamp: %s; drawing with XlsxWriter instead", e)
-        writer.render(plan, tpl, target, password=password, generated_at=generated_at)
+        writer.render(plan, tpl, target, password=password, generated_at=generated_at,
+                      meta_override=meta_override)
         return
     if isinstance(target, str | os.PathLike):
         Path(target).write_bytes(data)
@@ -84,8 +87,12 @@ def render_fast(plan: SheetPlan, tpl: Template, target: str | Path | IO[bytes], 
 
 
 def stamp_bytes(plan: SheetPlan, tpl: Template, *, password: str | None = None,
-                generated_at: datetime | None = None) -> bytes:
-    """The .xlsx bytes for ``plan``. Raises StampMiss when the base cannot express it."""
+                generated_at: datetime | None = None,
+                meta_override: dict[str, str | int] | None = None) -> bytes:
+    """The .xlsx bytes for ``plan``. Raises StampMiss when the base cannot express it.
+
+    ``meta_override``: the ``_meta`` values (``render.meta_values``, signed), else unsigned ones.
+    """
     generated_at = generated_at or datetime.now().astimezone()
     base = base_for(tpl, plan.placement.fiscal_year, password)
     if plan.placement is not base.placement and plan.placement.items != base.placement.items:
@@ -94,7 +101,7 @@ def stamp_bytes(plan: SheetPlan, tpl: Template, *, password: str | None = None,
         raise StampMiss("the plan does not have one cell per placed item")
     main = "".join((base.main_head, _sheet_data(base, plan), base.main_mid,
                     _validations_xml(base, plan), base.main_end))
-    meta_xml, sst_xml = _meta_and_strings(base, writer.meta_values(tpl, plan, generated_at))
+    meta_xml, sst_xml = _meta_and_strings(base, meta_override or writer.meta_values(tpl, plan, generated_at))
     dynamic = {
         base.main_part: main,
         base.meta_part: meta_xml,

@@ -329,6 +329,10 @@ class Doc:
         """Formula cells whose result is an error value (#DIV/0!, Err:504, ...)."""
         return [cell for cell in self.formula_cells(sheet) if cell["error"]]
 
+    def looks(self, *refs: str) -> dict[str, dict[str, Any]]:
+        """Per cell: {"back_color": RGB int (-1: none), "comment": its text or None}."""
+        return self._call("looks", refs=list(refs))
+
     def info(self, *ranges: str) -> dict[str, Any]:
         """Sheets, defined names, and per cell of `ranges`: locked / validation."""
         return self._call("info", ranges=list(ranges))

@@ -566,6 +566,18 @@ class Session:
             "cells": self._cells_info(opened, ranges or []),
         }
 
+    def cmd_looks(self, doc: str, refs: list[str]) -> dict[str, Any]:
+        """Per cell (defined name or Sheet!A1): its background colour (RGB int, -1 for none) and
+        the text of its comment (None without one)."""
+        opened = self.doc(doc)
+        result = {}
+        for ref in refs:
+            cell = opened.resolve_cell(ref)
+            annotation = cell.getAnnotation()
+            text = annotation.getString() if annotation is not None else ""
+            result[ref] = {"back_color": cell.CellBackColor, "comment": text or None}
+        return result
+
     @staticmethod
     def _sheet_info(index: int, sheet: Any) -> dict[str, Any]:
         # Calc has no "veryHidden": the xlsx import maps it to hidden, so UNO can't tell.

@@ -8,14 +8,20 @@ on A4 or A3, or across A3 pages with the first columns repeated; see ``print_set
 - 方向性集計 (with a stacked bar chart), 部別コスト: aggregates over the
   projects whose record counts (提出状況 受理 or 要修正; 対象外, 未提出 and
   読取不可 are left out).
-- 提出状況, 指摘一覧, 履歴: what the office has to chase.
+- 提出状況, 指摘一覧, 履歴: what the office has to chase. 提出状況 and 指摘一覧 also list
+  what is in the inbox but is not a submission (``notes``: symlinks, FIFOs, lock files,
+  leftover temp files); 履歴 says which time (the workbook's own save time or the file's
+  modification time) decided which file is newer.
 - ``_records`` (hidden): the full record JSON of every current project, which
-  ``read_master_records`` returns unchanged.
+  ``read_master_records`` returns unchanged, and of every expected project whose return
+  does not count (未提出, 読取不可, 受付不可) the expected record, so that ``rollforward``
+  loses no project (``read_master_rows`` tells them apart by their status).
 
 Which submissions 指摘一覧 lists: those that count *now* — every current
 submission (its errors and warnings), plus every unreadable file that no later
-submission replaced (a later file with the same inbox path or for the same
-project). Findings of superseded files are left out, since they were fixed or
+submission replaced (a later file with the same inbox path or for the same project)
+and every 受付不可 file (forged, never issued, another year) no later file replaced
+under its own inbox path. Findings of superseded files are left out, since they were fixed or
 replaced; 履歴 still shows those files with their counts.
 
 The CSV (``write_csv``) follows 総務省「統計表における機械判読可能なデータの表記方法の
@@ -86,7 +92,19 @@ from ...xlsx.styles import DEFAULT_FONT, JAPANESE_CHARSET, LABEL_FILL, StyleBook
 from ...xlsx.text import STRMAX, display_width, number_text, string_item, text_item
 from .. import office
 from ..ledger import SubmissionInfo
-from ..submission import ACCEPTED, FOREIGN, MISSING, NEEDS_FIX, UNEXPECTED, UNREADABLE, Submission
+from ..submission import (
+    ACCEPTED,
+    EXCLUDED,
+    FOREIGN,
+    MISSING,
+    NEEDS_FIX,
+    NEVER_CURRENT,
+    REJECTED,
+    UNEXPECTED,
+    UNREADABLE,
+    InboxNote,
+    Submission,
+)
 
 # Sheet names (the visible ones in book order, then the hidden one).
 LIST = "一覧"
@@ -122,7 +140,14 @@ _MASTER_LIMITS = filesafety.Limits(max_file_bytes=200 * _MiB, max_part_bytes=400
                                    max_xml_part_bytes=400 * _MiB, max_total_bytes=1024 * _MiB)
 
 COUNTED = (ACCEPTED, NEEDS_FIX)  # statuses whose figures enter the aggregates
-STATUS_ORDER = (MISSING, NEEDS_FIX, UNREADABLE, UNEXPECTED, FOREIGN, ACCEPTED)
+CARRIED = (MISSING, *NEVER_CURRENT)  # _records rows holding the expected record, no return counting
+STATUS_ORDER = (MISSING, NEEDS_FIX, UNREADABLE, REJECTED, UNEXPECTED, FOREIGN, EXCLUDED, ACCEPTED)
+# 受付不可 and 除外 are counted only when there is one (as 様式違い): most books have none
+_OPTIONAL_STATUSES = (REJECTED, FOREIGN, EXCLUDED)
+# 履歴: which time decided a file's age (ledger.SAVED / ledger.MTIME)
+ORDER_LABEL = {"saved": "ブックの保存日時", "mtime": "ファイル更新日時"}
+# The master book's files: what must never be an input file (cli: outputs.guard)
+CSV_NAMES = re.compile(r"(一覧|コスト推移|指標)(_\d+)?\.csv")
 SEVERITY_LABEL = {"error": "エラー", "warning": "注意"}
 CURRENT_LABEL, SUPERSEDED_LABEL = "現行", "置換済み"
 SHA_PREFIX = 12
@@ -154,7 +179,7 @@ _WRAPPED_WIDTH = 40  # a text column wider than _MAX_WIDTH wraps at this width (
 _HEADER_WRAP = 18  # a longer header wraps rather than widening its column
 _LINE_HEIGHT = 13  # points per line of 10 pt text
 _STATUS_FILLS = {MISSING: "#F8CBAD", UNREADABLE: "#F8CBAD", NEEDS_FIX: "#FFE699", FOREIGN: "#F8CBAD",
-                 UNEXPECTED: "#D9D9D9"}
+                 UNEXPECTED: "#D9D9D9", REJECTED: "#F8CBAD", EXCLUDED: "#D9D9D9"}
 _TABLE_STYLE = "Table Style Light 9"
 _EXCEL_EPOCH = datetime(1899, 12, 30)  # serial day 0 for dates from 1900-03-01 on
 _CHART_WIDTH = 760  # pixels, 方向性集計's chart
@@ -234,6 +259,8 @@ class _Project:
     record: dict[str, Any] | None  # its summary fields (``MasterSpec.summary``)
     entry: _Entry | None
     status: str
+    carried: _Spilled | None = None  # no record counts: the expected record, kept for _records
+    carried_year: Any = None
 
     @property
     def sub(self) -> SubmissionInfo | None:
@@ -264,6 +291,7 @@ class _Book:
     spill: _Spill
     names: dict[str, dict[str, Any]] = field(default_factory=dict)  # project_no → identity
     foreign: list[_Entry] = field(default_factory=list)  # current returns of another template (C801)
+    notes: list[InboxNote] = field(default_factory=list)  # what is in the inbox but not a submission
     _by_sub: dict[int, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -286,11 +314,13 @@ class Written:
     fiscal_year: int | None
     current: list[SubmissionInfo]  # the current submissions without their records, in the order given
     unreadable: list[SubmissionInfo]  # as ``open_unreadable``: the rows 提出状況 shows as 読取不可
-    # The rows of 提出状況 the office has to chase (要修正, 読取不可, 未提出), in its order.
+    rejected: list[SubmissionInfo] = field(default_factory=list)  # … and as 受付不可
+    missing: int = 0  # expected projects 提出状況 shows as 未提出
+    # The rows of 提出状況 the office has to chase (要修正, 受付不可, 読取不可, 未提出), in its order.
     to_chase: list[Chase] = field(default_factory=list)
 
 
-CHASED = (NEEDS_FIX, UNREADABLE, MISSING)
+CHASED = (NEEDS_FIX, REJECTED, UNREADABLE, MISSING)
 
 
 @dataclass(frozen=True)
@@ -336,7 +366,7 @@ def write_csv(out_dir: str | Path, current: Iterable[Submission], expected: list
 def write_all(path: str | Path | None, csv_dir: str | Path | None, current: Iterable[Submission],
               expected: list[dict] | None, history: Iterable[Submission | SubmissionInfo],
               fiscal_year: int | None | Callable[[], int | None], *,
-              tpl: Template | None = None) -> Written:
+              tpl: Template | None = None, notes: Sequence[InboxNote] = ()) -> Written:
     """The master book (unless ``path`` is None) and the CSV files (unless ``csv_dir`` is None).
 
     ``current`` is read once, one submission at a time (an iterator such as
@@ -344,7 +374,7 @@ def write_all(path: str | Path | None, csv_dir: str | Path | None, current: Iter
     SubmissionInfo (``Ledger.history_info()``), since only ``current`` needs
     records. ``fiscal_year`` may be a callable, called once ``current`` was read. ``tpl`` is
     the template of the submissions (default: the default template); its master.json says
-    what the template's columns are.
+    what the template's columns are. ``notes``: what the inbox holds that is not a submission.
     """
     spec = (tpl or load()).master_spec
     if path is None and csv_dir is None:
@@ -354,6 +384,7 @@ def write_all(path: str | Path | None, csv_dir: str | Path | None, current: Iter
     with tempfile.TemporaryDirectory(prefix=".sheettool-", dir=folder) as tmp, \
             _Spill(Path(tmp) / "records.bin", spec) as spill:
         book = _read(current, expected, history, fiscal_year, spill, json=path is not None)
+        book.notes = sorted(notes, key=lambda n: n.file)
         csvs = _CsvFiles(csv_dir, book.fiscal_year) if csv_dir is not None else None
         try:
             if path is not None:
@@ -369,11 +400,23 @@ def write_all(path: str | Path | None, csv_dir: str | Path | None, current: Iter
                 csvs.discard()
     chase = [Chase(row[4], row[2], row[3], row[0], row[1], row[7]) for row in _status_table(book).rows
              if row[4] in CHASED]
-    return Written(csv_paths, book.fiscal_year, book.current, [e.sub for e in _open_unreadable(book.live)], chase)
+    never = _open_unreadable(book.live)
+    return Written(csv_paths, book.fiscal_year, book.current,
+                   [e.sub for e in never if e.result.status == UNREADABLE],
+                   [e.sub for e in never if e.result.status == REJECTED],
+                   sum(p.status == MISSING for p in book.projects), chase)
 
 
 def read_master_records(path: str | Path) -> list[dict]:
-    """The records stored by ``write_master``, in book order.
+    """The records of the current submissions stored by ``write_master``, in book order
+    (``read_master_rows`` also gives the expected records of projects that sent nothing that counts)."""
+    return [record for status, record in read_master_rows(path) if status not in CARRIED]
+
+
+def read_master_rows(path: str | Path) -> list[tuple[str, dict]]:
+    """(提出状況, record) of every project ``_records`` holds, in book order: the current
+    projects' records, then the expected records of projects whose return does not count
+    (未提出, 読取不可, 受付不可).
 
     Reads only the ``_records`` sheet's cell text (no cached formula values, no
     part names assumed), so a book opened and saved by Excel or LibreOffice
@@ -399,7 +442,7 @@ def read_master_records(path: str | Path) -> list[dict]:
         if tuple(header[:len(RECORDS_HEADER)]) != RECORDS_HEADER:
             raise RecordsError(f"{path.name} の {RECORDS} シートの見出しが想定と異なります。"
                                "sheettool collect で作成したマスターブックを指定してください。")
-        return [_parse_record_row(path.name, n, row) for n, row in enumerate(rows, start=2)
+        return [(str(row[2] or ""), _parse_record_row(path.name, n, row)) for n, row in enumerate(rows, start=2)
                 if any(v not in (None, "") for v in row)]
     finally:
         wb.close()
@@ -493,9 +536,9 @@ def _read(current: Iterable[Submission], expected: list[dict] | None,
     seen = []
     for sub in history:
         record = getattr(sub.result, "record", None)
-        # A Submission only in history counts if it is current, or unreadable and not replaced
-        # (see _live): keep its record then. A SubmissionInfo has none to keep.
-        if record is not None and _key(sub) not in keys and (sub.current or sub.result.status == UNREADABLE):
+        # A Submission only in history counts if it is current (see _live): keep its record then.
+        # A SubmissionInfo has none to keep; a file that never counts keeps none.
+        if record is not None and _key(sub) not in keys and sub.current:
             seen.append(_entry(sub, None, spill, json=json))
         else:
             seen.append(_Entry(SubmissionInfo.of(sub)))
@@ -510,50 +553,76 @@ def _collect(current: list[_Entry], expected: list[dict] | None,
              history: list[_Entry], fiscal_year: int | None, spill: _Spill) -> _Book:
     """Projects with their status, from the submissions and the expected list."""
     template = spill.spec.tpl.id
-    ours = [e for e in history if e.sub.template in (None, template) or e.result.status == UNREADABLE]
+    ours = [e for e in history if e.sub.template in (None, template) or e.result.status in NEVER_CURRENT]
     foreign = [e for e in history if e.sub.current and e.sub.template not in (None, template)]
     live = _live(current, ours)
     for entry in live:
-        if entry.record is None and entry.result.has_record:
+        if entry.record is None and entry.result.has_record and entry.result.status not in NEVER_CURRENT:
             raise ValueError(f"{entry.file}: a submission that counts now must come with its record "
                              "(in ``current``, or as a Submission in ``history``)")
     exp = None if expected is None else {str(r.get("project_no")): r for r in expected}
     chosen: dict[str, _Entry] = {}
     for sub in sorted(live, key=_received):
-        if sub.project_no is None:
+        no = _hinted(sub, exp) if sub.project_no is None else str(sub.project_no)  # a broken record may hold a number
+        if no is None:
             continue
-        no = str(sub.project_no)  # a broken record may hold a number here
         prev = chosen.get(no)
-        # A readable record beats an unreadable file; otherwise the later one counts.
-        if prev is None or (sub.record is not None) >= (prev.record is not None):
+        # A record that counts beats a file that never does; otherwise the later one counts.
+        if prev is None or _counts_now(sub) >= _counts_now(prev):
             chosen[no] = sub
     projects = []
     for no, sub in chosen.items():
         record = sub.record
         ident = record if sub.truthy else (exp or {}).get(no) or {"project_no": no}
         status = sub.result.status
-        if exp is not None and no not in exp:
+        if exp is not None and no not in exp and status not in NEVER_CURRENT:
             status = UNEXPECTED
         projects.append(_Project(no, ident, record, sub, status))
+        if record is None and exp is not None and no in exp:
+            _carry(projects[-1], exp[no], spill)
     for no, rec in (exp or {}).items():
         if no not in chosen:
             projects.append(_Project(no, rec, None, None, MISSING))
+            _carry(projects[-1], rec, spill)
     projects.sort(key=lambda p: _natural(p.no))
     picked = {id(p.entry) for p in projects}
-    loose = [s for s in live if id(s) not in picked and s.result.status == UNREADABLE]
+    loose = [s for s in live if id(s) not in picked and s.result.status in NEVER_CURRENT]
     names = dict(exp or {})
     names.update({p.no: p.ident for p in projects})
     return _Book(fiscal_year, projects, sorted(loose, key=_received), live, [e.sub for e in history],
                  [e.sub for e in current], spill, names, sorted(foreign, key=_received))
 
 
+_NAME_NO = re.compile(r"([0-9A-Za-z]+)_")
+
+
+def _hinted(entry: _Entry, expected: dict[str, dict] | None) -> str | None:
+    """The expected project a file that names none stands for, by its name as generate wrote it
+    ("088_事業名.xls": a template saved in another format), else None."""
+    if expected is None or entry.result.status != UNREADABLE:
+        return None
+    m = _NAME_NO.match(entry.file.rsplit("/", 1)[-1])
+    return m.group(1) if m and m.group(1) in expected else None
+
+
+def _carry(project: _Project, expected: dict[str, Any], spill: _Spill) -> None:
+    """Keep the expected record of a project whose return does not count (rollforward carries it)."""
+    if isinstance(expected, dict):
+        project.carried = spill.put(expected, json=True)
+        project.carried_year = expected.get("fiscal_year")
+
+
+def _counts_now(entry: _Entry) -> bool:
+    return entry.record is not None and entry.result.status not in NEVER_CURRENT
+
+
 def open_unreadable(current: list[Submission], history: list[Submission]) -> list[Submission]:
-    """Unreadable files nothing later replaced: the rows 提出状況 shows as 読取不可."""
+    """Unreadable and 受付不可 files nothing later replaced: the rows 提出状況 shows as such."""
     return _open_unreadable(_live(current, history))
 
 
 def _open_unreadable(live: list[Any]) -> list[Any]:
-    return sorted((s for s in live if s.result.status == UNREADABLE), key=_received)
+    return sorted((s for s in live if s.result.status in NEVER_CURRENT), key=_received)
 
 
 def _live(current: Sequence[Any], history: Sequence[Any]) -> list[Any]:
@@ -573,16 +642,20 @@ def _live(current: Sequence[Any], history: Sequence[Any]) -> list[Any]:
     for sub in history:
         if _key(sub) in chosen:
             continue
-        if sub.current or (sub.result.status == UNREADABLE and not _replaced(sub, latest_file, latest_no)):
+        if sub.current or (sub.result.status in NEVER_CURRENT and not _replaced(sub, latest_file, latest_no)):
             chosen[_key(sub)] = sub
     return list(chosen.values())
 
 
 def _replaced(sub: Any, latest_file: dict[str, float], latest_no: dict[Any, float]) -> bool:
-    """A later file arrived under the same inbox path or for the same project."""
+    """A later file arrived under the same inbox path, or (for an unreadable file) for the same
+    project. A 受付不可 file (forged, another year) stays listed until its own path is replaced:
+    a genuine file of the project it claims does not make the attempt go away."""
     when = _received(sub)
-    return (latest_file.get(sub.file, -math.inf) > when
-            or (sub.project_no is not None and latest_no.get(_hashable(sub.project_no), -math.inf) > when))
+    if latest_file.get(sub.file, -math.inf) > when:
+        return True
+    return (sub.result.status == UNREADABLE and sub.project_no is not None
+            and latest_no.get(_hashable(sub.project_no), -math.inf) > when)
 
 
 def _hashable(value: Any) -> Any:
@@ -862,16 +935,24 @@ def _status_table(book: _Book) -> Table:
                    p.sub.received_at if p.sub else None]
         for entry in book.loose:
             no, name, dept, div = _ident(book, entry.project_no)
-            yield [dept, div, no, name, UNREADABLE, *_counts(entry.sub), entry.file, entry.received_at]
+            yield [dept, div, no, name, entry.result.status, *_counts(entry.sub), entry.file, entry.received_at]
         for entry in book.foreign:
             yield [None, None, entry.project_no, None, FOREIGN, 1, 0, entry.file, entry.received_at]
+        for note in book.notes:
+            error = note.finding.is_error
+            yield [None, None, None, None, note.status, int(error), int(not error), note.file, None]
 
-    return Table("T_Status", cols, rows(), len(projects) + len(book.loose) + len(book.foreign))
+    return Table("T_Status", cols, rows(),
+                 len(projects) + len(book.loose) + len(book.foreign) + len(book.notes))
 
 
 def _statuses(book: _Book) -> list[str]:
-    """The statuses 提出状況 counts (様式違い only when there is one)."""
-    return [s for s in STATUS_ORDER if s != FOREIGN or book.foreign]
+    """The statuses 提出状況 counts (受付不可, 様式違い and 除外 only when there is one)."""
+    present = {s.result.status for s in book.loose} | {n.status for n in book.notes}
+    if book.foreign:
+        present.add(FOREIGN)
+    present |= {p.status for p in book.projects}
+    return [s for s in STATUS_ORDER if s not in _OPTIONAL_STATUSES or s in present]
 
 
 def _status_by_department(status_rows: Iterable[list[Any]], order: list[str]) -> Table:
@@ -901,8 +982,12 @@ def _findings_table(book: _Book) -> Table:
             f = foreign_finding(entry.sub, book.spec.tpl)
             yield [entry.project_no, None, None, None, entry.file, None, None, None, None,
                    SEVERITY_LABEL[f.severity], f.code, f.message, FOREIGN]
+        for note in book.notes:
+            f = note.finding
+            yield [None, None, None, None, note.file, None, None, None, None,
+                   SEVERITY_LABEL[f.severity], f.code, f.message, note.status]
 
-    count = sum(len(entry.result.findings) for entry in book.live) + len(book.foreign)
+    count = sum(len(entry.result.findings) for entry in book.live) + len(book.foreign) + len(book.notes)
     return Table("T_Findings", cols, rows(), count)
 
 
@@ -927,28 +1012,39 @@ def _field_label(spec: MasterSpec, path: str | None) -> str | None:
 def _history_table(book: _Book) -> Table:
     """履歴: every file received, oldest first, current or superseded."""
     cols = [Col("受付日時", "datetime"), *IDENT_COLS, Col("提出ファイル"), Col("SHA-256", width=72),
-            Col("ファイル更新日時", "datetime"), Col("判定"),
-            Col("エラー数", "count"), Col("注意数", "count"), Col("区分")]
+            Col("ファイル更新日時", "datetime"), Col("ブック保存日時", "datetime"), Col("新旧の判定基準"),
+            Col("判定"), Col("エラー数", "count"), Col("注意数", "count"), Col("区分")]
     live = {_key(s) for s in book.live}
 
     def rows() -> Iterator[list[Any]]:
         for sub in sorted(book.history, key=_received):
+            source = getattr(sub, "order_source", "mtime")
             yield [sub.received_at, *_ident(book, sub.project_no), sub.file, sub.sha256, sub.modified_at,
+                   getattr(sub, "saved_at", None), ORDER_LABEL.get(source, source),
                    sub.result.status, *_counts(sub),
                    CURRENT_LABEL if _key(sub) in live or sub.current else SUPERSEDED_LABEL]
 
     return Table("T_History", cols, rows(), len(book.history))
 
 
-def _records_rows(book: _Book) -> Iterator[list[Any]]:
-    """_records: one row per current project with its record as JSON, split to fit the cell limit."""
-    # In the order of ``current``, so the records read back come in the order they were given.
+def _stored(book: _Book) -> list[tuple[_Project, _Spilled]]:
+    """The projects _records holds, with where their JSON is: current ones in the order of
+    ``current`` (so the records read back come in the order they were given), then those
+    carried from the expected records."""
     after = len(book.current)
-    for p in sorted(_with_records(book), key=lambda p: after if p.entry.given is None else p.entry.given):
-        data = book.spill.json(p.entry.spilled)
+    current = sorted(_with_records(book), key=lambda p: after if p.entry.given is None else p.entry.given)
+    return [*((p, p.entry.spilled) for p in current),
+            *((p, p.carried) for p in book.projects if p.record is None and p.carried is not None)]
+
+
+def _records_rows(book: _Book) -> Iterator[list[Any]]:
+    """_records: one row per stored project with its record as JSON, split to fit the cell limit."""
+    for p, spilled in _stored(book):
+        data = book.spill.json(spilled)
         chunks = _chunks(data.decode("utf-8"))
-        yield [p.no, p.record.get("fiscal_year"), p.status, p.sub.sha256, hashlib.sha256(data).hexdigest(),
-               len(chunks), *chunks]
+        year = p.record.get("fiscal_year") if p.record is not None else p.carried_year
+        yield [p.no, year, p.status, p.sub.sha256 if p.sub and p.record is not None else "",
+               hashlib.sha256(data).hexdigest(), len(chunks), *chunks]
 
 
 # --------------------------------------------------------------------------- the book
@@ -1105,13 +1201,13 @@ def _records_sheet(wb: Workbook, fmts: _Formats, book: _Book) -> None:
     rows = _records_rows(book)
     head = list(islice(rows, _SPLICE_ROWS))
     if head and len(head) >= _SPLICE_ROWS:
-        with_records = _with_records(book)
-        longest = max(len(RECORDS_HEADER) + p.entry.spilled.parts for p in with_records)
+        stored = [spilled for _, spilled in _stored(book)]
+        longest = max(len(RECORDS_HEADER) + spilled.parts for spilled in stored)
         # Rows differ in length, so a bound rather than an estimate: XML escaping ("&" → "&amp;")
         # at most 5 times a record's JSON, and the other cells.
-        bound = sum(1024 + 5 * p.entry.spilled.json for p in with_records if isinstance(p.entry.spilled.json, int))
-        fmts.splices.append(_Splice(ws.index, _records_xml(chain(head, rows), len(with_records)), 1,
-                                    len(with_records), longest - 1, bound=bound))
+        bound = sum(1024 + 5 * spilled.json for spilled in stored if isinstance(spilled.json, int))
+        fmts.splices.append(_Splice(ws.index, _records_xml(chain(head, rows), len(stored)), 1,
+                                    len(stored), longest - 1, bound=bound))
         width, head = longest - len(RECORDS_HEADER), []
     else:
         width = max((len(r) for r in head), default=len(RECORDS_HEADER) + 1) - len(RECORDS_HEADER)

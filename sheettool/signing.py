@@ -1,0 +1,332 @@
+"""The evaluation office's key: what ``generate`` issues is signed, and ``collect`` can tell.
+
+The ``_meta`` sheet's SHA-256 digest shows an edit only to someone who does not recompute
+it; anyone can. So every workbook ``generate`` (and ``rollforward``) issues carries an
+HMAC-SHA256 over what identifies it and what it locks — template id and version, fiscal
+year, project number, generation time, layout digest, locked values and the list of cells
+kept as reported — made with a key that never leaves the office (``_meta`` rows
+``key_id`` and ``signature``). A department can still edit ``_meta``, but cannot sign
+the result.
+
+The key
+    A file of 64 hex digits (32 random bytes), created on first use by ``generate`` with
+    permissions 0600 in a folder made 0700. Where: ``--key FILE``, else
+    ``$SHEETTOOL_KEY``, else ``$XDG_CONFIG_HOME/sheettool/key`` (``~/.config/sheettool/key``).
+    ``check`` and ``collect`` never create one: without it they cannot verify (T227).
+    ``key_id`` is a fingerprint of the key (16 hex digits), so a file signed with another
+    key is told apart from a forged one (T222).
+
+The issue register
+    Next to the key, ``<key>.issued.jsonl``: one JSON line per workbook issued (signature,
+    key id, template, version, fiscal year, project number, generation time, file, issue
+    time), appended by ``generate``. ``collect`` and ``check`` compare each return with it
+    (``assess``): a signature it does not list was never issued (T225), one issued for
+    another project or year does not match (T226), and a file without a signature for a
+    project that was issued signed is refused (T224). Files made before signing existed
+    have no signature: they are read, with a warning (T223).
+
+Keep the key and its register together (back them up with the office's files); copy both
+to another machine to collect there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import findings
+from .xlsx import meta as meta_mod
+
+if TYPE_CHECKING:  # check/ imports this module
+    from .check.result import CheckResult
+
+KEY_ENV = "SHEETTOOL_KEY"
+REGISTER_SUFFIX = ".issued.jsonl"
+SIGNED = ("template_id", "template_version", "fiscal_year", "project_no", "generated_at",
+          "layout_digest", "locked_values", "constant_cells")
+_DOMAIN = b"sheettool _meta v1\n"  # what the MAC is over, so the key signs nothing else by accident
+_SECRET_BYTES = 32
+
+
+class DefaultKey:
+    """``key=DEFAULT``: the key at ``default_key_path()`` (created by generate, if missing)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = DefaultKey()
+
+
+class KeyFileError(Exception):
+    """The key cannot be read or created; the message is Japanese (exit code 2)."""
+
+
+def default_key_path() -> Path:
+    """``$SHEETTOOL_KEY``, else ``$XDG_CONFIG_HOME/sheettool/key``, else ``~/.config/sheettool/key``."""
+    named = os.environ.get(KEY_ENV)
+    if named:
+        return Path(named).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "sheettool" / "key"
+
+
+@dataclass(frozen=True)
+class Key:
+    secret: bytes = field(repr=False)
+    path: Path
+    created: bool = False  # made by this call (the command says so)
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(b"sheettool key id\n" + self.secret).hexdigest()[:16]
+
+    @property
+    def register_path(self) -> Path:
+        return self.path.with_name(self.path.name + REGISTER_SUFFIX)
+
+    def sign(self, values: Mapping[str, Any]) -> str:
+        """The signature of ``_meta`` values (as written, or as ``meta.parse`` reads them back)."""
+        return hmac.new(self.secret, _DOMAIN + payload(values), hashlib.sha256).hexdigest()
+
+
+def payload(values: Mapping[str, Any]) -> bytes:
+    """The signed bytes: the SIGNED values as one canonical JSON object (``meta.canonical``).
+
+    ``locked_values`` and ``constant_cells`` come as the canonical JSON text ``_meta`` holds
+    (when signing) or parsed back (when verifying): the text is embedded as it is, an object
+    is written canonically, which gives the same bytes for the same content.
+    """
+    items = []
+    for name in sorted(SIGNED):
+        value = values.get(name)
+        if name == "fiscal_year" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = value if isinstance(value, str) and name in _JSON_TEXT else meta_mod.canonical(value)
+        items.append(f"{meta_mod.canonical(name)}:{text}")
+    return ("{" + ",".join(items) + "}").encode("utf-8")
+
+
+_JSON_TEXT = ("locked_values", "constant_cells")
+
+
+def load_key(path: str | os.PathLike[str] | None = None, *, create: bool = False) -> Key | None:
+    """The key at ``path`` (default: ``default_key_path()``).
+
+    Missing: created when ``create``, else None for the default place and KeyFileError for a
+    path the user named. Unreadable or malformed: KeyFileError.
+    """
+    named = path is not None
+    where = Path(path).expanduser() if named else default_key_path()
+    try:
+        text = _read_key_file(where)
+    except FileNotFoundError:
+        if create:
+            return _create(where)
+        if named:
+            raise KeyFileError(f"鍵ファイルが見つかりません: {where}（--key）。"
+                               "テンプレートを作成した端末の鍵ファイルを指定してください。") from None
+        return None
+    except OSError as e:
+        raise KeyFileError(f"鍵ファイル {where} を読み取れません（{e.strerror or e}）。") from None
+    try:
+        secret = bytes.fromhex(text.strip())
+    except ValueError:
+        secret = b""
+    if len(secret) != _SECRET_BYTES:
+        raise KeyFileError(f"{where} は sheettool の鍵ファイルではありません（16進数64文字の1行であるはずです）。"
+                           "別のファイルを指定してください。")
+    return Key(secret, where)
+
+
+KeyArg = Key | DefaultKey | None  # what functions taking a key accept
+
+
+def resolve(key: KeyArg, *, create: bool = False) -> Key | None:
+    """``key`` itself, or for DEFAULT the key at the default place (None if there is none)."""
+    if isinstance(key, DefaultKey):
+        return _default_key(str(default_key_path()), create)
+    return key
+
+
+def _default_key(path: str, create: bool) -> Key | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return load_key(path, create=True) if create else None
+    return _cached_key(path, st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@lru_cache(maxsize=4)
+def _cached_key(path: str, mtime_ns: int, size: int, ino: int) -> Key | None:
+    return load_key(path)
+
+
+def _read_key_file(path: Path) -> str:
+    # Never open a FIFO or device as a key; never read more than a key's worth.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise KeyFileError(f"鍵ファイル {path} は通常のファイルではありません。")
+        return os.read(fd, 1024).decode("ascii", "replace")
+    finally:
+        os.close(fd)
+
+
+def _create(path: Path) -> Key:
+    secret = secrets.token_bytes(_SECRET_BYTES)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # made by another process meanwhile: use that one
+        key = load_key(path)
+        assert key is not None
+        return key
+    except OSError as e:
+        raise KeyFileError(f"鍵ファイル {path} を作成できません（{e.strerror or e}）。"
+                           "書き込める場所を --key で指定してください。") from None
+    try:
+        os.write(fd, (secret.hex() + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return Key(secret, path, created=True)
+
+
+# --------------------------------------------------------------------------- checking a return
+
+
+def verify(meta: Mapping[str, Any], key: Key | None) -> list[findings.Finding]:
+    """Findings about ``_meta``'s signature: forged (T221), another key (T222), none (T223),
+    or not verifiable here (T227). Empty for a good signature or no ``_meta`` at all."""
+    if not meta:
+        return []
+    signature = meta.get("signature")
+    if not isinstance(signature, str) or not signature:
+        return [findings.make("T233")]
+    if key is None:
+        return [findings.make("T237")]
+    key_id = meta.get("key_id")
+    if isinstance(key_id, str) and key_id and key_id != key.id:
+        return [findings.make("T232", found=key_id, expected=key.id)]
+    if not hmac.compare_digest(signature.strip().lower(), key.sign(meta)):
+        return [findings.make("T231")]
+    return []
+
+
+@dataclass
+class Register:
+    """What was issued: one entry per signature, and the projects issued signed."""
+
+    path: Path
+    by_signature: dict[str, dict[str, Any]] = field(default_factory=dict)
+    signed: set[tuple[str, int, str]] = field(default_factory=set)  # (template, fiscal year, project)
+    broken: int = 0  # lines that could not be read (told once on stderr by the command)
+
+    @classmethod
+    def load(cls, path: Path) -> Register | None:
+        """The register at ``path``; None when there is none yet."""
+        register = cls(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as e:
+            raise KeyFileError(f"発行記録 {path} を読み取れません（{getattr(e, 'strerror', None) or e}）。") from None
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                register.add(entry)
+            except (ValueError, TypeError, KeyError):
+                register.broken += 1
+        return register
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.by_signature[str(entry["signature"])] = entry
+        self.signed.add(_identity(entry))
+
+
+def _identity(values: Mapping[str, Any]) -> tuple[str, int, str]:
+    fy = values.get("fiscal_year")
+    if isinstance(fy, float) and fy.is_integer():
+        fy = int(fy)
+    return str(values.get("template_id")), fy if isinstance(fy, int) else -1, str(values.get("project_no"))
+
+
+def issue_entry(values: Mapping[str, Any], file: Path) -> dict[str, Any]:
+    """The register line for one issued workbook (its ``_meta`` values)."""
+    entry = {name: values[name] for name in ("signature", "key_id", "template_id", "template_version",
+                                              "fiscal_year", "project_no", "generated_at")}
+    entry["file"] = str(file)
+    entry["issued_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
+    return entry
+
+
+def append_issued(path: Path, entries: Iterable[dict[str, Any]]) -> None:
+    """Add ``entries`` to the register at ``path`` (created 0600), durably."""
+    data = "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries)
+    if not data:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as e:
+        raise KeyFileError(f"発行記録 {path} に書き込めません（{e.strerror or e}）。") from None
+    try:
+        os.write(fd, data.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def assess(result: CheckResult, register: Register | None) -> None:
+    """Add to ``result`` what the issue register says of it (T224, T225, T226).
+
+    Nothing to say without a register, for an unreadable file, or for a signature already
+    found wrong (T221, T222).
+    """
+    if register is None or not result.readable:
+        return
+    if any(f.code in ("T231", "T232") for f in result.findings):
+        return
+    meta = result.meta or {}
+    signature = meta.get("signature") if isinstance(meta.get("signature"), str) else ""
+    if signature:
+        entry = register.by_signature.get(signature.strip().lower())
+        if entry is None:
+            result.findings.append(findings.make("T235", register=str(register.path)))
+        elif _identity(entry) != _identity(meta):
+            result.findings.append(findings.make("T236", issued=_show(_identity(entry)), found=_show(_identity(meta))))
+        return
+    # No signature (a file from before signing, or _meta removed): refused for a project
+    # whose template was issued signed, whatever the file claims to be.
+    claimed = _claimed_identity(result)
+    if claimed in register.signed:
+        result.findings.append(findings.make("T234", project_no=claimed[2]))
+
+
+def _claimed_identity(result: CheckResult) -> tuple[str, int, str]:
+    record = result.record or {}
+    meta = result.meta or {}
+    values = {
+        "template_id": result.template or meta.get("template_id"),
+        "fiscal_year": record.get("fiscal_year", meta.get("fiscal_year")),
+        "project_no": record.get("project_no", meta.get("project_no")),
+    }
+    return _identity(values)
+
+
+def _show(identity: tuple[str, int, str]) -> str:
+    template, fy, no = identity
+    return f"様式 {template}・{fy}年度・事業 {no}"
