@@ -25,7 +25,7 @@ from .messages import visible
 from .outputs import OutputConflict, Place, file_ids, guard
 from .signing import KeyFileError
 
-EXIT_OK, EXIT_FINDINGS, EXIT_UNREADABLE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 def _say(*parts: object, **kwargs: Any) -> None:
@@ -320,7 +320,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     _say(f"{len(result.written)}件のテンプレートを作成しました（出力先: {args.out}）。"
           + (f" {result.failed}件は作成できませんでした。" if result.failed else ""))
     if result.unwritten:
-        return EXIT_UNREADABLE  # the output could not be written: not the records' fault
+        return EXIT_ERROR  # the output could not be written: not the records' fault
     return EXIT_FINDINGS if result.failed or any(f.is_error for f in result.findings) else EXIT_OK
 
 
@@ -361,7 +361,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         _print_check(result)
     if not result.readable:
-        return EXIT_UNREADABLE
+        return EXIT_ERROR
     return EXIT_OK if result.ok else EXIT_FINDINGS
 
 
@@ -489,7 +489,7 @@ def cmd_rollforward(args: argparse.Namespace) -> int:
              + (f" {result.failed}件は作成できませんでした。" if result.failed else ""))
         failed = failed or bool(result.failed) or any(f.is_error for f in result.findings)
         if result.unwritten:
-            return EXIT_UNREADABLE
+            return EXIT_ERROR
     return EXIT_FINDINGS if failed else EXIT_OK
 
 
@@ -598,7 +598,7 @@ def cmd_template(args: argparse.Namespace) -> int:
             if not path.is_file() or path.read_text(encoding="utf-8") != text:
                 path.write_text(text, encoding="utf-8")
                 _say(f"{path} を作り直しました。")
-    return EXIT_UNREADABLE if failed else EXIT_OK
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 _KEY_HELP = ("署名用の鍵ファイル（既定: $SHEETTOOL_KEY、なければ ~/.config/sheettool/key。"
@@ -690,13 +690,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except UsageError as e:
         _say(f"エラー: {e}", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return EXIT_ERROR
     except OutputConflict as e:
         _say(f"エラー [{e.finding.code}] {e.finding.message}", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return EXIT_ERROR
     except KeyFileError as e:
         _say(f"エラー: {e}", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return EXIT_ERROR
     except KeyboardInterrupt:
         _say("中断しました。", file=sys.stderr)
         return 130
@@ -704,21 +704,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except OutputError as e:  # an output that cannot be written, said with what it was
         _say(f"エラー: {e}", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return EXIT_ERROR
     except RecursionError:  # input nested deeper than any real file: said plainly, not as a bug
         _say("エラー: 入力の入れ子が深すぎるため処理できません。入力ファイルを確認してください。", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return EXIT_ERROR
     except OSError as e:  # a file that cannot be read or written: permissions, a full disk, ...
         if os.environ.get("SHEETTOOL_DEBUG"):
             traceback.print_exc()
         _say(f"エラー: {_os_error_message(e)}", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return EXIT_ERROR
     except Exception as e:  # a bug, not bad input: say so plainly, keep the trace for debugging
         if os.environ.get("SHEETTOOL_DEBUG"):
             traceback.print_exc()
         _say(f"エラー: 予期しない内部エラーが発生しました（{type(e).__name__}: {e}）。"
               "SHEETTOOL_DEBUG=1 を付けて再実行すると詳細が表示されます。", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

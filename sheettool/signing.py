@@ -101,7 +101,7 @@ class Key:
 
 
 def payload(values: Mapping[str, Any]) -> bytes:
-    """The signed bytes: the SIGNED values as one canonical JSON object (``meta.canonical``).
+    """The signed bytes: the SIGNED values as one canonical JSON object (``meta.canonical_json``).
 
     ``locked_values`` and ``constant_cells`` come as the canonical JSON text ``_meta`` holds
     (when signing) or parsed back (when verifying): the text is embedded as it is, an object
@@ -112,8 +112,8 @@ def payload(values: Mapping[str, Any]) -> bytes:
         value = values.get(name)
         if name == "fiscal_year" and isinstance(value, float) and value.is_integer():
             value = int(value)
-        text = value if isinstance(value, str) and name in _JSON_TEXT else meta_mod.canonical(value)
-        items.append(f"{meta_mod.canonical(name)}:{text}")
+        text = value if isinstance(value, str) and name in _JSON_TEXT else meta_mod.canonical_json(value)
+        items.append(f"{meta_mod.canonical_json(name)}:{text}")
     return ("{" + ",".join(items) + "}").encode("utf-8")
 
 

@@ -929,7 +929,7 @@ def meta_of(path: Path | bytes) -> dict:
 def rewrite_meta(parts: Parts, values: dict[str, object]) -> None:
     """``_meta`` entries set as a department with openpyxl or a text editor would (strings inline)."""
     for key, value in values.items():
-        text = value if isinstance(value, str) else meta_mod.canonical(value)
+        text = value if isinstance(value, str) else meta_mod.canonical_json(value)
         parts.set_meta(key, value if isinstance(value, int) and not isinstance(value, bool) else text)
 
 

@@ -177,7 +177,7 @@ def check_locked(ctx: Context) -> None:
 
 def _check_labels(ctx: Context) -> None:
     for placed in ctx.placement.items:
-        if placed.kind not in ("label", "section", "header"):
+        if placed.kind not in ("label", "heading", "header"):
             continue
         found = ctx.book.value(ctx.data.cells.get(placed.cell))
         if _text(found) != _text(placed.text):

@@ -62,7 +62,7 @@ class Window:
 class Placed:
     """One drawn item: a label, fixed text, a field, a computed cell or a year header."""
 
-    kind: str  # "section" | "label" | "text" | "header" | "field" | "computed"
+    kind: str  # "heading" | "label" | "text" | "header" | "field" | "computed"
     row: int
     col: int
     last_row: int
@@ -190,8 +190,8 @@ def _place(layout: Layout, fiscal_year: int) -> Placement:
                     walk(block["blocks"], row + 1 + (n - 1) * block["row_step"], {**subs, block["var"]: str(n)},
                          f"{here}/blocks")
                 continue
-            if "section" in block:
-                items.append(Placed("section", row, 0, row, last_col, text=block["section"], style="section",
+            if "heading" in block:
+                items.append(Placed("heading", row, 0, row, last_col, text=block["heading"], style="heading",
                                     where=here))
                 continue
             lines = block.get("lines", 1)

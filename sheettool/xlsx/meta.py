@@ -35,16 +35,16 @@ KEYS = (
 )
 
 
-def canonical(value: Any) -> str:
+def canonical_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def digest(locked_values: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical(locked_values).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(locked_values).encode("utf-8")).hexdigest()
 
 
 def layout_digest(spec: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical(spec).encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()[:16]
 
 
 def parse(rows: dict[str, Any]) -> dict[str, Any]:

@@ -234,7 +234,7 @@ def _col(letter: str) -> int:
 
 def _draw(ws: _Sheet, styles: StyleBook, cell: CellPlan) -> None:
     p = cell.placed
-    if p.kind in ("section", "label", "text", "header"):
+    if p.kind in ("heading", "label", "text", "header"):
         fmt = styles.label(label_style(p))
         if p.is_merged:
             ws.merge_range(p.row, p.col, p.last_row, p.last_col, "", fmt)
@@ -254,7 +254,7 @@ def _draw(ws: _Sheet, styles: StyleBook, cell: CellPlan) -> None:
 
 
 def label_style(placed: Placed) -> str:
-    """The ``StyleBook.label`` style of a section, label, text or header item."""
+    """The ``StyleBook.label`` style of a heading, label, text or header item."""
     return placed.style or ("header" if placed.kind == "header" else "label")
 
 
@@ -357,8 +357,8 @@ def meta_values(tpl: Template, plan: SheetPlan, generated_at: datetime,
         "generator": f"sheettool {__version__}",
         "layout_digest": tpl.digest,
         "locked_digest": meta.digest(plan.locked_values),
-        "locked_values": meta.canonical(plan.locked_values),
-        "constant_cells": meta.canonical(plan.constant_cells),
+        "locked_values": meta.canonical_json(plan.locked_values),
+        "constant_cells": meta.canonical_json(plan.constant_cells),
         "key_id": key.id if key is not None else "",
         "signature": "",
     }

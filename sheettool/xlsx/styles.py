@@ -21,21 +21,21 @@ INPUT_FILL = "#FFF2CC"
 FORMULA_FILL = "#E2EFDA"
 LOCKED_FILL = "#EDEDED"
 LABEL_FILL = "#DDEBF7"
-SECTION_FILL = "#1F4E78"
+HEADING_FILL = "#1F4E78"
 
 _BORDER = {"border": 1, "border_color": "#808080"}
 
 _LABELS: dict[str, dict[str, Any]] = {
     "title": {"bold": True, "font_size": 14, "align": "center", "valign": "vcenter"},
     "note": {"font_size": 8, "valign": "vcenter", "font_color": "#595959"},
-    "section": {"bold": True, "font_color": "#FFFFFF", "bg_color": SECTION_FILL, "valign": "vcenter", **_BORDER},
+    "heading": {"bold": True, "font_color": "#FFFFFF", "bg_color": HEADING_FILL, "valign": "vcenter", **_BORDER},
     "label": {"bg_color": LABEL_FILL, "valign": "vcenter", "text_wrap": True, **_BORDER},
     "label_small": {"bg_color": LABEL_FILL, "valign": "vcenter", "text_wrap": True, "font_size": 8, **_BORDER},
     "label_vertical": {"bg_color": LABEL_FILL, "valign": "vcenter", "align": "center", "rotation": 270, **_BORDER},
     "label_number": {"bg_color": LABEL_FILL, "valign": "vcenter", "align": "center", "bold": True, **_BORDER},
     "label_plain": {"valign": "vcenter", "text_wrap": True, **_BORDER},
     "label_plain_small": {"valign": "vcenter", "text_wrap": True, "font_size": 8, **_BORDER},
-    "subsection": {"bold": True, "valign": "vcenter", "bg_color": LABEL_FILL, **_BORDER},
+    "subheading": {"bold": True, "valign": "vcenter", "bg_color": LABEL_FILL, **_BORDER},
     "unit": {"bg_color": LABEL_FILL, "valign": "vcenter", "align": "center", "font_size": 8, **_BORDER},
     "header": {"bg_color": LABEL_FILL, "valign": "vcenter", "align": "center", "text_wrap": True,
                "font_size": 9, **_BORDER},
