@@ -495,7 +495,7 @@ def test_frames_hold_the_master_books_figures(case):
     assert costs.loc[("087", 2020), "正職員従事割合（人）"] == 1.0
     assert list(fr.コスト推移["和暦"].cat.categories) == [f"令和{n}年度" for n in range(2, 7)]
     assert fr.提出状況["提出状況"].value_counts().to_dict() == {
-        "受理": 5, "要修正": 1, "未提出": 1, "対象外": 1, "読取不可": 1, "様式違い": 0}
+        "受理": 5, "要修正": 1, "未提出": 1, "対象外": 1, "読取不可": 1, "様式違い": 0, "受付不可": 0, "除外": 0}
 
 
 # --------------------------------------------------------------------------- the ledger across runs
