@@ -71,7 +71,7 @@ class Frames(Mapping[str, pd.DataFrame]):
     指標: pd.DataFrame
     提出状況: pd.DataFrame
     fiscal_year: int | None  # None: the book says 評価年度不明
-    template: str  # the template id (つくば: "tsukuba")
+    template: str  # the template id, as in template.json
     problems: tuple[str, ...] = field(default=())
 
     def __getitem__(self, name: str) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Rates by fiscal year (CONTRACT §3; 人件費単価 and the like): the fields a template's rates have.
 
 A rates file is JSON keyed by Western fiscal year, each year holding the template's rate
-fields in 円 (つくば: ``salary_per_fte`` and ``overtime_per_hour``; 深谷: ``average_salary``).
+fields in 円, as the template names them in its rates.schema.json.
 ``Rates.load`` checks it against the template's rates schema; ``merged`` lays a user's
 file over the bundled one, so a file with only next year's rates keeps the past years.
 """
