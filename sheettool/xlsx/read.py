@@ -107,7 +107,13 @@ class Book:
         part = self._part("xl/sharedstrings.xml")
         if part is None:
             return []
-        return [_text_of(si) for si, _ in self.pkg.elements(part, _SI)]
+        data = self.pkg.read(part)
+        if FAST_SHEETS and len(data) <= _FAST_MAX:
+            self.pkg.check_prolog(part, data)  # as the element parser does first
+            fast = _fast_strings(data)
+            if fast is not None:
+                return fast
+        return [_text_of(si) for si, _ in self.pkg.elements(part, _SI, data)]
 
     @cached_property
     def locked_styles(self) -> list[bool]:
@@ -422,3 +428,38 @@ def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None
         if is_el:
             cell.inline = unescape(_decode(t_text)) if t_text else ""
     return cells, prot
+
+
+# Shared strings as Excel and LibreOffice write them: <si> holding a <t>, or rich text runs
+# (<r> with an optional <rPr> of empty elements, then a <t>), then furigana (<rPh>, phoneticPr).
+_T = r'<t(?: xml:space="preserve")?(?: ?/>|>[^<]*+</t>)'
+_EMPTY_ELEMENT = r'<[A-Za-z]+(?: [A-Za-z]+=' + r'"[^"<]*"' + r')*+ ?/>'
+_RUN = r'<r>(?:<rPr>(?:' + _EMPTY_ELEMENT + r')*+</rPr>)?' + _T + r'</r>'
+_PHONETIC = (r'<rPh(?: [A-Za-z]+="[^"<]*")*+>' + _T + r'</rPh>|<phoneticPr(?: [A-Za-z]+="[^"<]*")*+ ?/>')
+_SST = re.compile(r'<sst(?: [\w:]+="[^"<]*")*+>((?:' + _WS + r'<si>(?:' + _T + r'|' + _RUN + r')*+(?:'
+                  + _PHONETIC + r')*+</si>)*+' + _WS + r')</sst>' + _WS)
+_SST_TOKENS = re.compile(r'(<si>)|<t(?: xml:space="preserve")?>([^<]*)</t>|<rPh\b(?:[^<]|<(?!/rPh>))*</rPh>')
+
+
+def _fast_strings(data: bytes) -> list[str] | None:
+    """The shared strings of a regular part, as ``Book.strings``' element parser reads them; else None."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    body = text.find("?>") + 2 if text.startswith("<?xml") else 0
+    body = text.find("<", body)
+    if body < 0 or _IRREGULAR.search(text, body):
+        return None
+    root = _SST.fullmatch(text, body)
+    if root is None or not _well_formed(data):
+        return None
+    out: list[list[str]] = []
+    for si, t in _SST_TOKENS.findall(root.group(1)):
+        if si:
+            out.append([])
+        elif t:
+            out[-1].append(unescape(_decode(t)))
+    return ["".join(parts) for parts in out]
