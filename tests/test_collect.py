@@ -534,6 +534,68 @@ def test_second_run_changes_nothing(case):
         assert ledger.verify() == []
 
 
+def _stats(case: Inbox) -> dict[str, tuple[int, int]]:
+    files = [case.master, case.jsonl, *case.csv_dir.iterdir()]
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
+
+
+def _collect_api(case: Inbox):
+    from sheettool.collect import collect
+
+    expected = json.loads(case.expected.read_text(encoding="utf-8"))
+    return collect(case.inbox, case.master, expected=expected, json_out=case.jsonl, progress=False)
+
+
+def test_a_rerun_on_an_unchanged_inbox_rewrites_nothing_and_says_the_same(case):
+    rc, out, _ = run_collect(case)  # outputs as they are after a run
+    written = _stats(case)
+    again_rc, again, _ = run_collect(case)
+    assert (again_rc, again) == (rc, out)
+    assert _stats(case) == written  # not one output rewritten
+    skipped = _collect_api(case)
+    assert _stats(case) == written
+    with Ledger.open(case.workspace) as ledger:
+        ledger.set_outputs_state(None)  # forget what was written: everything is written again
+    full = _collect_api(case)
+    assert _stats(case) != written
+    for name in ("seen", "read", "current", "history", "unreadable", "expected", "fiscal_year", "outputs",
+                 "template", "foreign", "rejected", "inbox_notes", "missing", "to_chase"):
+        assert getattr(skipped, name) == getattr(full, name), name
+    assert run_collect(case)[1] == out
+
+
+def test_outputs_touched_or_removed_are_written_again(case):
+    run_collect(case)
+    case.jsonl.unlink()
+    run_collect(case)
+    assert case.jsonl.is_file()
+    before = _stats(case)
+    target = next(case.csv_dir.iterdir())
+    target.write_bytes(target.read_bytes() + b"x")  # the office edited a CSV file
+    run_collect(case)
+    assert target.read_bytes()[-1:] != b"x"
+    assert _stats(case)[case.master.name] != before[case.master.name]
+
+
+def test_a_file_changed_under_the_same_size_and_mtime_is_read_again(case, tmp_path):
+    import shutil
+
+    copy_ = Inbox(**{**case.__dict__, "inbox": tmp_path / "inbox", "master": tmp_path / "out" / "master.xlsx",
+                     "jsonl": tmp_path / "out" / "current.jsonl"})
+    shutil.copytree(case.inbox, copy_.inbox)
+    copy_.master.parent.mkdir()
+    assert run_collect(copy_)[1].startswith("ファイル 9件（新たに読み取り 9件）")
+    assert run_collect(copy_)[1].startswith("ファイル 9件（新たに読み取り 0件）")
+    victim = copy_.path(next(iter(copy_.files)))
+    st = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[-30] ^= 0x01  # in the zip's directory: same size, other content
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert victim.stat().st_size == st.st_size and victim.stat().st_mtime_ns == st.st_mtime_ns
+    assert run_collect(copy_)[1].startswith("ファイル 9件（新たに読み取り 1件）")
+
+
 def test_master_book_feeds_generate_and_rollforward(case, tmp_path, capsys):
     assert main(["generate", str(case.master), "--out", str(tmp_path / "again")]) == 0
     # 099 was expected and never sent: its expected record is in the master book too

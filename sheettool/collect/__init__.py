@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
+import json
 import os
 import stat
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -236,14 +238,25 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
             ledger.set_fiscal_year(_most_common(years_of), "expected", tid)
         tasks = []
         files, result.inbox_notes = scan_inbox(inbox, exclude=(workspace, master))
+        seen = []  # (task, the content hash recorded for its path, size and mtime)
         for path, st in files:
             result.seen += 1
             rel = relpath_for(inbox, path)
+            task = _Task(str(path), rel, st.st_mtime_ns, str(workspace), known, key)
             sha = ledger.known_sha(rel, st.st_size, st.st_mtime_ns)
             if sha is not None and ledger.has_result(sha):
-                ledger.record(rel, None, sha, st.st_mtime_ns, None)
+                seen.append((task, sha))
             else:
-                tasks.append(_Task(str(path), rel, st.st_mtime_ns, str(workspace), known, key))
+                tasks.append(task)
+        # Same path, size and mtime: the content must be the same too (hashing is cheap next to
+        # checking), else the file is read again; a changed file is never skipped.
+        unchanged = []
+        for (task, sha), now in zip(seen, _content_hashes([t.path for t, _ in seen], jobs), strict=True):
+            if now == sha:
+                unchanged.append((task.relpath, sha, task.mtime_ns))
+            else:
+                tasks.append(task)
+        ledger.record_seen(unchanged)
         show = sys.stderr.isatty() if progress is None else progress
         for done, (task, sha, data, checked) in enumerate(_run(tasks, jobs), start=1):
             signing.assess(checked, register)  # before it is stored: the stored result is final
@@ -267,11 +280,16 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
         # the CSV and the JSON Lines; one snapshot of the ledger for that pass and the history.
         tpl = master_template(template, expected, ledger.current_templates())
         book_year = book_years.get(tpl.id)
+        outputs_key = _outputs_key(tpl, expected, result.inbox_notes, master, csv_dir, json_out, book_year)
+        if _outputs_unchanged(ledger, outputs_key):  # nothing they show changed, nor were they touched
+            return _as_written(result, ledger, tpl, expected, book_years, ledger.outputs_state())
         # what the office typed into the book last time, kept before the book is written again
         entries, result.office_problems = office.read_back(master, tpl)
         result.office_changes = ledger.record_office(tpl.id, entries)
         entered = ledger.office_values(tpl.id)
+        ledger.set_outputs_state(None)  # until the new outputs are all in place
         with ledger.snapshot(), ExitStack() as stack:
+            generation = ledger.generation()  # the state the outputs are written from
             history = [_of_year(s, book_years.get(s.template)) for s in ledger.history_info()]
             expected = None if expected is None else [r for r in expected if _template_id(r) == tpl.id]
             result.expected = expected
@@ -286,12 +304,99 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
             except OSError as e:  # every submission is recorded already; only the outputs failed
                 raise OutputError(f"マスターブック（{master}）と CSV・JSON Lines の一部または全部", e,
                                   then="受け付けた提出はすべて台帳に記録済みです。") from None
+        result.outputs = [master, *written.csv_paths, *([Path(json_out)] if json_out else [])]
+        ledger.set_outputs_state(_written_state(outputs_key, generation, result.outputs, written))
     result.foreign = [s for s in history if s.current and s.template not in (None, result.template)]
     result.current, result.history, result.unreadable = written.current, history, written.unreadable
     result.rejected, result.missing = written.rejected, written.missing
     result.fiscal_year = written.fiscal_year
     result.to_chase = written.to_chase
-    result.outputs = [master, *written.csv_paths, *([Path(json_out)] if json_out else [])]
+    return result
+
+
+# --------------------------------------------------------------------------- a rerun that changes nothing
+
+_HASH_THREADS = 4  # hashlib and file reads release the GIL
+
+
+def _content_hash(path: str) -> str | None:
+    try:
+        return sha256_bytes(_read_regular(path))
+    except (OSError, MemoryError):
+        return None  # read again by a worker, which says what is wrong
+
+
+def _content_hashes(paths: list[str], jobs: int | None) -> Iterator[str | None]:
+    if len(paths) < PARALLEL_MIN:
+        yield from map(_content_hash, paths)
+        return
+    with ThreadPoolExecutor(max_workers=max(2, min(_HASH_THREADS, (jobs or os.cpu_count() or 1) * 2))) as pool:
+        yield from pool.map(_content_hash, paths, chunksize=32)
+
+
+def _outputs_key(tpl: Template, expected: list[dict[str, Any]] | None, notes: list[InboxNote], master: Path,
+                 csv_dir: Path, json_out: str | Path | None, book_year: int | None) -> str:
+    """Everything besides the ledger that decides what the outputs hold."""
+    from .. import __version__
+
+    given = {
+        "version": __version__, "template": [tpl.id, tpl.version, str(tpl.directory)],
+        "expected": expected, "notes": [[n.file, n.status, n.finding.code, n.finding.message] for n in notes],
+        "outputs": [str(master), str(csv_dir), None if json_out is None else str(json_out)], "year": book_year,
+    }
+    return hashlib.sha256(json.dumps(given, ensure_ascii=False, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _identity(path: Path) -> list[Any] | None:
+    """(path, size, mtime, sha256) of an output file, or None when it is not a regular file."""
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return [str(path), st.st_size, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()]
+    except OSError:
+        return None
+
+
+def _written_state(key: str, generation: int, outputs: list[Path], written: masterbook.Written) -> dict[str, Any]:
+    def ids(subs: list[SubmissionInfo]) -> list[list[str]]:
+        return [[s.sha256, s.file] for s in subs]
+
+    return {"key": key, "generation": generation, "files": [_identity(p) for p in outputs],
+            "fiscal_year": written.fiscal_year, "missing": written.missing,
+            "csv_paths": [str(p) for p in written.csv_paths], "current": ids(written.current),
+            "unreadable": ids(written.unreadable), "rejected": ids(written.rejected),
+            "to_chase": [dataclasses.astuple(c) for c in written.to_chase]}
+
+
+def _outputs_unchanged(ledger: Ledger, key: str) -> bool:
+    state = ledger.outputs_state()
+    if state is None or state.get("key") != key or state.get("generation") != ledger.generation():
+        return False
+    files = state.get("files")
+    return isinstance(files, list) and bool(files) and all(
+        isinstance(f, list) and f == _identity(Path(f[0])) for f in files)
+
+
+def _as_written(result: CollectResult, ledger: Ledger, tpl: Template, expected: list[dict[str, Any]] | None,
+                book_years: dict[str | None, int], state: dict[str, Any]) -> CollectResult:
+    """``result`` as the run that wrote the outputs (unchanged since) left it, from the ledger and
+    what that run kept: the same summary and the same projects to chase."""
+    raw = ledger.history_info()
+    history = [_of_year(s, book_years.get(s.template)) for s in raw]
+    current = {(s.sha256, s.file): s for s in raw}
+    shown = {(s.sha256, s.file): s for s in history}
+    listed = [tuple(k) for k in state["current"]]
+    result.expected = None if expected is None else [r for r in expected if _template_id(r) == tpl.id]
+    result.template = tpl.id
+    result.history = history
+    result.current = [current[k] for k in listed]
+    result.unreadable = [current[k] if k in set(listed) else shown[k] for k in map(tuple, state["unreadable"])]
+    result.rejected = [current[k] if k in set(listed) else shown[k] for k in map(tuple, state["rejected"])]
+    result.foreign = [s for s in history if s.current and s.template not in (None, result.template)]
+    result.missing, result.fiscal_year = state["missing"], state["fiscal_year"]
+    result.to_chase = [masterbook.Chase(*c) for c in state["to_chase"]]
+    result.outputs = [Path(f[0]) for f in state["files"]]
     return result
 
 

@@ -230,6 +230,27 @@ CREATE TABLE IF NOT EXISTS office_entries(
 ) WITHOUT ROWID
 """
 
+# A counter every change of what the outputs show moves (triggers, so no writer can forget it):
+# submissions, the current choice, the office's entries, the store's fiscal years, sightings
+# added or removed, but not a sighting's last_seen. ``collect`` writes the master book and CSV
+# only when it moved (or the outputs were touched) since they were last written (``outputs``).
+_GENERATION = [
+    "CREATE TABLE IF NOT EXISTS generation(n INTEGER NOT NULL)",
+    "INSERT INTO generation(n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM generation)",
+    "CREATE TABLE IF NOT EXISTS outputs(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    *(f"CREATE TRIGGER IF NOT EXISTS generation_{name} AFTER {event} ON {table}{when}"
+      " BEGIN UPDATE generation SET n = n + 1; END"
+      for name, event, table, when in (
+          *((f"{t}_{e.lower()}", e, t, "") for t in ("submissions", "office_entries") for e in ("INSERT", "UPDATE", "DELETE")),
+          ("current_insert", "INSERT", "current", ""), ("current_delete", "DELETE", "current", ""),
+          ("current_update", "UPDATE", "current", " WHEN OLD.sha256 IS NOT NEW.sha256"),
+          ("meta_insert", "INSERT", "meta", ""), ("meta_delete", "DELETE", "meta", ""),
+          ("meta_update", "UPDATE", "meta", " WHEN OLD.value IS NOT NEW.value"),
+          ("sightings_insert", "INSERT", "sightings", ""), ("sightings_delete", "DELETE", "sightings", ""),
+          ("sightings_update", "UPDATE OF relpath, size, mtime_ns, sha256", "sightings", ""),
+      )),
+]
+
 # Version 2's own tables, which a version 1 store is migrated to first (then to 3).
 _CURRENT_V2 = """
 CREATE TABLE current(
@@ -752,6 +773,8 @@ class Ledger:
             )
         with self._transaction() as conn:  # added beside any version: older readers ignore it
             conn.execute(_OFFICE_TABLE)
+            for statement in _GENERATION:
+                conn.execute(statement)
 
     def _migrate_from_1(self) -> None:
         """Version 1 knew one template: every submission is the default template's (or its _meta's)."""
@@ -952,6 +975,54 @@ class Ledger:
                     (relpath, size, mtime_ns, sha256, now, now),
                 )
 
+    def record_seen(self, seen: list[tuple[str, str, int]]) -> None:
+        """``record(relpath, None, sha256, mtime_ns, None)`` for each (relpath, sha256, mtime_ns)
+        of content the ledger has (``has_result``), in one transaction: a rerun over an unchanged
+        inbox moves each sighting's ``last_seen`` and nothing else."""
+        if not seen:
+            return
+        rows = [(_check_relpath(relpath), _check_sha(sha256), mtime_ns) for relpath, sha256, mtime_ns in seen]
+        now = time.time_ns()
+        with self._errors(), self._transaction() as conn:
+            sizes = {}
+            for _, sha256, _ in rows:
+                if sha256 not in sizes:
+                    known = self._row(sha256)
+                    if known is None:
+                        raise ValueError(f"record_seen: content {sha256} is not in the ledger")
+                    sizes[sha256] = known["size"]
+            conn.executemany(
+                "INSERT INTO sightings(relpath, size, mtime_ns, sha256, first_seen_ns, last_seen_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(relpath, size, mtime_ns, sha256)"
+                " DO UPDATE SET last_seen_ns = excluded.last_seen_ns",
+                [(relpath, sizes[sha256], mtime_ns, sha256, now, now) for relpath, sha256, mtime_ns in rows])
+
+    def generation(self) -> int:
+        """Moves with every change of what the outputs show (see ``_GENERATION``)."""
+        with self._errors():
+            row = self._conn.execute("SELECT n FROM generation").fetchone()
+        return int(row[0]) if row else -1
+
+    def outputs_state(self) -> dict[str, Any] | None:
+        """What ``set_outputs_state`` kept about the outputs last written, or None."""
+        with self._errors():
+            row = self._conn.execute("SELECT value FROM outputs WHERE key = 'last'").fetchone()
+        if row is None:
+            return None
+        try:
+            state = json.loads(row[0])
+        except ValueError:
+            return None
+        return state if isinstance(state, dict) else None
+
+    def set_outputs_state(self, state: dict[str, Any] | None) -> None:
+        """Keep (None: forget) what was written; never moves ``generation``."""
+        with self._errors(), self._transaction() as conn:
+            conn.execute("DELETE FROM outputs WHERE key = 'last'")
+            if state is not None:
+                conn.execute("INSERT INTO outputs(key, value) VALUES ('last', ?)",
+                             (json.dumps(state, ensure_ascii=False, sort_keys=True),))
+
     def _insert(self, conn: sqlite3.Connection, relpath: str, size: int, sha256: str,
                 mtime_ns: int, result: CheckResult, now: int) -> None:
         project = _project_no(result)
@@ -1037,7 +1108,8 @@ class Ledger:
                 self._replace_result(conn, sha256, result)
             repaired.append(path)
         with self._errors(), self._transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, '1')", (_CHECKED_KEY,))
+            conn.execute("INSERT INTO meta(key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE"
+                         " SET value = '1' WHERE value IS NOT '1'", (_CHECKED_KEY,))  # no change: no move
         return repaired
 
     def _archived_bytes(self, sha256: str, ext: str) -> bytes | None:

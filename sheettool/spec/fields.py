@@ -211,8 +211,28 @@ class Step:
     key: str | None = None
 
 
-def steps(root: Field, path: str) -> list[Step] | None:
-    """The steps of ``path`` from ``root``, or None when the tree has no such field."""
+def steps(root: Field, path: str) -> tuple[Step, ...] | None:
+    """The steps of ``path`` from ``root``, or None when the tree has no such field.
+
+    Remembered per tree and path: check asks for each field's steps several times per file,
+    and a template's paths are few (a few thousand).
+    """
+    key = (id(root), path)
+    hit = _STEPS.get(key)
+    if hit is not None and hit[0] is root:
+        return hit[1]
+    found = _steps(root, path)
+    if len(_STEPS) >= _STEPS_MAX:
+        _STEPS.clear()
+    _STEPS[key] = (root, None if found is None else tuple(found))
+    return _STEPS[key][1]
+
+
+_STEPS: dict[tuple[int, str], tuple[Field, tuple[Step, ...] | None]] = {}
+_STEPS_MAX = 1 << 16
+
+
+def _steps(root: Field, path: str) -> list[Step] | None:
     parts = path.split(".")
     node = root
     out: list[Step] = []

@@ -14,6 +14,7 @@ import hashlib
 import math
 import posixpath
 import re
+import xml.parsers.expat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -106,7 +107,13 @@ class Book:
         part = self._part("xl/sharedstrings.xml")
         if part is None:
             return []
-        return [_text_of(si) for si, _ in self.pkg.elements(part, _SI)]
+        data = self.pkg.read(part)
+        if FAST_SHEETS and len(data) <= _FAST_MAX:
+            self.pkg.check_prolog(part, data)  # as the element parser does first
+            fast = _fast_strings(data)
+            if fast is not None:
+                return fast
+        return [_text_of(si) for si, _ in self.pkg.elements(part, _SI, data)]
 
     @cached_property
     def locked_styles(self) -> list[bool]:
@@ -123,10 +130,23 @@ class Book:
         return next((s for s in self.sheets if s.name == name), None)
 
     def read_sheet(self, sheet: Sheet) -> SheetData:
-        """Every cell of a sheet, read incrementally (memory near the part's bytes, not a tree's)."""
+        """Every cell of a sheet, read incrementally (memory near the part's bytes, not a tree's).
+
+        A sheet in the regular form Excel, LibreOffice, openpyxl and XlsxWriter write takes the
+        fast path (``_fast_sheet``: expat checks the part is well-formed, one regular
+        expression reads its cells); anything else is read by the element parser below, with
+        the same result (tests/test_fastread.py compares both on real returns and mutants).
+        """
+        data = self.pkg.read(sheet.part)
+        if FAST_SHEETS and len(data) <= _FAST_MAX:
+            self.pkg.check_prolog(sheet.part, data)  # as the element parser does first
+            fast = _fast_sheet(data)
+            if fast is not None:
+                cells, prot = fast
+                return SheetData(cells, prot.get("sheet") in ("1", "true"), prot)
         cells: dict[str, RawCell] = {}
         prot: dict[str, str] = {}
-        for elem, parent in self.pkg.elements(sheet.part, _SHEET_ITEMS):
+        for elem, parent in self.pkg.elements(sheet.part, _SHEET_ITEMS, data):
             if parent == "row":
                 _read_cell(elem, cells)
             elif parent == "worksheet" and _local(elem.tag) == "sheetProtection":
@@ -162,6 +182,9 @@ class Book:
         # NaN, inf or 1E+400 is no number a spreadsheet holds: it stays the text stored, read as typed
         return number if math.isfinite(number) else cell.v
 
+
+FAST_SHEETS = True  # False: every sheet through the element parser (tests compare both paths)
+_FAST_MAX = 1024 * 1024  # bytes; a larger part is parsed incrementally (memory near its size)
 
 _PARSED: dict[tuple[Any, bytes], Any] = {}
 _PARSED_MAX = 64
@@ -288,3 +311,155 @@ def split_ref(ref_text: str) -> tuple[str | None, str]:
             sheet = sheet[1:-1].replace("''", "'")
     cell = text.split(":")[0].replace("$", "")
     return sheet, cell
+
+
+# --------------------------------------------------------------------------- the fast path
+#
+# What every writer of returns puts in a sheet part (Excel, LibreOffice, openpyxl, XlsxWriter):
+# <sheetData> holding <row>s of <c r="A1" s="3" t="s"> cells, each with an optional <f>, <v>
+# and <is><t>, no prefixes, no comments, no CDATA. ``_fast_sheet`` reads exactly that and
+# gives up (None: the element parser reads the part) on anything else. Well-formedness is
+# expat's verdict, with no handlers (C only); the grammar below then only has to say where
+# each cell and its parts are. Entities can only be the predefined ones and character
+# references: the prolog was checked for a DTD first, and expat refuses any other entity.
+
+_WS = r"[ \t\n]*"
+_ATTR_VALUE = r'"[^"<&\t\n]*"'
+_CELL_ATTRS = r'(?: cm=' + _ATTR_VALUE + r')?(?: vm=' + _ATTR_VALUE + r')?(?: ph=' + _ATTR_VALUE + r')?'
+# groups: ref, s, t, "<f", its attributes, its text, the <v> element, its text, the <is> element, its text
+_CELL_RE = (r'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"(?: s="([^"<&\t\n]*)")?(?: t="([^"<&\t\n]*)")?' + _CELL_ATTRS
+            + r' ?(?:/>|>(?:(<f)((?: [A-Za-z]+="[^"<]*")*) ?(?:/>|>([^<]*)</f>))?'
+            r'(<v ?/>|<v>([^<]*)</v>)?'
+            r'(<is><t(?: xml:space="preserve")?(?: ?/>|>([^<]*)</t>)</is>)?</c>)')
+_CELL_SHAPE = (r'<c r="[A-Z]{1,3}[1-9][0-9]{0,6}"(?: s=' + _ATTR_VALUE + r')?(?: t=' + _ATTR_VALUE + r')?'
+               + _CELL_ATTRS + r' ?(?:/>|>(?:<f(?: [A-Za-z]+="[^"<]*")*+ ?(?:/>|>[^<]*+</f>))?'
+               r'(?:<v ?/>|<v>[^<]*+</v>)?'
+               r'(?:<is><t(?: xml:space="preserve")?(?: ?/>|>[^<]*+</t>)</is>)?</c>)')
+_ROW_SHAPE = (r'<row(?: [A-Za-z_:][\w:.-]*=' + _ATTR_VALUE + r')*+ ?(?:/>|>(?:' + _WS + _CELL_SHAPE + r')*+'
+              + _WS + r'</row>)')
+_SHEET_DATA = re.compile(r'(?:' + _WS + _ROW_SHAPE + r')*+' + _WS)
+_CELLS = re.compile(_CELL_RE)
+_SHARED = re.compile(r'\bt="shared"')
+_OUTSIDE = re.compile(r"<(?:[\w.-]+:)?(?:row|c)[\s/>]")  # a row or cell element outside <sheetData>
+_IRREGULAR = re.compile("\r|<!|<\\?|\\]\\]>")  # CR (normalised by XML), comments, CDATA, PIs
+_PROTECTION = re.compile(r'<sheetProtection((?: [A-Za-z]+="[^"<&]*")*) ?/>')
+_PROT_ATTR = re.compile(r' ([A-Za-z]+)="([^"]*)"')
+_BEFORE_PROTECTION = re.compile(_WS + r'(?:<sheetCalcPr(?: [A-Za-z]+="[^"<&]*")* ?/>' + _WS + r')?')
+_REFERENCE = re.compile(r"&(#x[0-9A-Fa-f]+|#[0-9]+|lt|gt|amp|quot|apos);")
+_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+def _decode(text: str) -> str:
+    """XML character data with its references resolved (expat has vouched for each)."""
+    if "&" not in text:
+        return text
+    return _REFERENCE.sub(_reference, text)
+
+
+def _reference(m: re.Match) -> str:
+    ref = m.group(1)
+    if ref[0] == "#":
+        return chr(int(ref[2:], 16) if ref[1] in "xX" else int(ref[1:]))
+    return _NAMED[ref]
+
+
+_QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
+
+
+def _depth(head: str) -> int:
+    """How many elements are open at the end of ``head`` (well-formed, no comments, PIs or CDATA)."""
+    tags = _QUOTED.sub("", head)  # a ">" or "/>" inside an attribute value is no markup
+    ends = tags.count("</")
+    return tags.count("<") - 2 * ends - tags.count("/>")
+
+
+def _well_formed(data: bytes) -> bool:
+    parser = xml.parsers.expat.ParserCreate()
+    try:
+        parser.Parse(data, True)
+    except xml.parsers.expat.ExpatError:
+        return False
+    return True
+
+
+def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None:
+    """(cells, sheetProtection attributes) of a regular sheet part, as ``read_sheet``'s element
+    parser reads them; None for anything irregular (that parser then reads it)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    body = text.find("?>") + 2 if text.startswith("<?xml") else 0  # the prolog (checked already)
+    body = text.find("<", body)
+    start = text.find("<sheetData>")
+    if body < 0 or start < 0 or text.count("sheetData") != 2:  # <sheetData/> or several: read in full
+        return None
+    end = text.find("</sheetData>", start)
+    if end < 0 or _IRREGULAR.search(text, body) or not _well_formed(data):
+        return None
+    head, region, tail = text[body:start], text[start + 11:end], text[end + 12:]
+    if _depth(head) != 1 or _OUTSIDE.search(head) or _OUTSIDE.search(tail) \
+            or _SHEET_DATA.fullmatch(region) is None:
+        return None
+    prot: dict[str, str] = {}
+    count = tail.count("sheetProtection") + head.count("sheetProtection")
+    if count:
+        m = _PROTECTION.search(tail)
+        if count != 1 or m is None or _BEFORE_PROTECTION.fullmatch(tail, 0, m.start()) is None:
+            return None
+        prot = dict(_PROT_ATTR.findall(m.group(1)))
+    cells: dict[str, RawCell] = {}
+    styles: dict[str, int] = {"": 0}
+    for ref, s, t, f, f_attrs, f_text, v_el, v_text, is_el, t_text in _CELLS.findall(region):
+        index = styles.get(s)
+        if index is None:
+            index = styles[s] = _style_index(s)
+        if not (f or v_el or is_el):  # a styled empty cell: most of a form
+            cells[ref] = RawCell(ref, t or None, None, None, index)
+            continue
+        t = t or None
+        cell = cells[ref] = RawCell(ref, t, None, None, index)
+        if f:  # as _read_cell: a shared formula's followers hold no text
+            cell.f = _decode(f_text) if f_text else ("(shared)" if _SHARED.search(f_attrs) else "")
+        if v_el:
+            cell.v = _decode(v_text) if v_text else ("" if t == "str" else None)
+        if is_el:
+            cell.inline = unescape(_decode(t_text)) if t_text else ""
+    return cells, prot
+
+
+# Shared strings as Excel and LibreOffice write them: <si> holding a <t>, or rich text runs
+# (<r> with an optional <rPr> of empty elements, then a <t>), then furigana (<rPh>, phoneticPr).
+_T = r'<t(?: xml:space="preserve")?(?: ?/>|>[^<]*+</t>)'
+_EMPTY_ELEMENT = r'<[A-Za-z]+(?: [A-Za-z]+=' + r'"[^"<]*"' + r')*+ ?/>'
+_RUN = r'<r>(?:<rPr>(?:' + _EMPTY_ELEMENT + r')*+</rPr>)?' + _T + r'</r>'
+_PHONETIC = (r'<rPh(?: [A-Za-z]+="[^"<]*")*+>' + _T + r'</rPh>|<phoneticPr(?: [A-Za-z]+="[^"<]*")*+ ?/>')
+_SST = re.compile(r'<sst(?: [\w:]+="[^"<]*")*+>((?:' + _WS + r'<si>(?:' + _T + r'|' + _RUN + r')*+(?:'
+                  + _PHONETIC + r')*+</si>)*+' + _WS + r')</sst>' + _WS)
+_SST_TOKENS = re.compile(r'(<si>)|<t(?: xml:space="preserve")?>([^<]*)</t>|<rPh\b(?:[^<]|<(?!/rPh>))*</rPh>')
+
+
+def _fast_strings(data: bytes) -> list[str] | None:
+    """The shared strings of a regular part, as ``Book.strings``' element parser reads them; else None."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    body = text.find("?>") + 2 if text.startswith("<?xml") else 0
+    body = text.find("<", body)
+    if body < 0 or _IRREGULAR.search(text, body):
+        return None
+    root = _SST.fullmatch(text, body)
+    if root is None or not _well_formed(data):
+        return None
+    out: list[list[str]] = []
+    for si, t in _SST_TOKENS.findall(root.group(1)):
+        if si:
+            out.append([])
+        elif t:
+            out[-1].append(unescape(_decode(t)))
+    return ["".join(parts) for parts in out]
