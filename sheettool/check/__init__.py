@@ -140,6 +140,7 @@ def _check_book(book: Book, name: str, result: CheckResult, template: str | None
     read_fields(ctx)
     tamper.check_formulas(ctx)
     tamper.check_locked(ctx)
+    tamper.check_panel(ctx)
     record = tpl.canonical(ctx.record)
     for problem in tpl.validator.problems(record):
         placed = ctx.placement.fields.get(problem.path)

@@ -17,10 +17,9 @@ from datetime import date
 from typing import Any
 
 from .. import wareki
-from ..spec.celltypes import CellType, from_serial
+from ..spec.celltypes import DASHES, CellType, from_serial
 from ..xlsx.read import ErrorValue
 
-DASHES = {"-", "－", "—", "―", "‐", "‑", "–", "ー", "ｰ", "−"}
 _SPACES = " \t\r\n\u3000\u00a0"
 _NEGATIVE_MARKS = ("△", "▲")
 _UNITS = ("千円", "円", "人", "時間", "件", "回", "%", "％")

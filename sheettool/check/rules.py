@@ -6,14 +6,13 @@ findings through the context; conditions are evaluated over the record read.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from .. import wareki
-from ..spec.rules import ORPHAN_CODE, Rule
+from ..spec.rules import ORPHAN_CODE, Rule, years
 from .context import Context
 
 
@@ -29,11 +28,6 @@ def _wording(rule: Rule) -> dict[str, Any]:
 def _holds(ctx: Context, record: dict[str, Any], text: str) -> tuple[bool, dict[str, Any]]:
     """Whether a condition holds for ``record``, and the values it read (for the message)."""
     return ctx.tpl.holds(text, record, ctx.placement.fiscal_year)
-
-
-def years(path: str, fiscal_year: int) -> str:
-    """``{fiscal_year}``, ``{fiscal_year+1}``, ``{fiscal_year-1}`` … of a rule's path filled in."""
-    return re.sub(r"\{fiscal_year([+-]\d+)?\}", lambda m: str(fiscal_year + int(m.group(1) or 0)), path)
 
 
 def required(ctx: Context, record: dict[str, Any], rule: Rule) -> None:

@@ -16,11 +16,13 @@ from .. import findings
 from ..findings import Finding
 from ..spec import DEFAULT_TEMPLATE, Placed, Template, TemplateError, load
 from ..spec import formula as fx
+from ..spec.live import live_checks
 from ..xlsx import meta as meta_mod
+from ..xlsx import panel
 from .context import Context
 from .read import UNREADABLE, recompute, within_bounds
 
-_OWN_SHEETS = ("_lists", meta_mod.SHEET)
+_OWN_SHEETS = ("_lists", meta_mod.SHEET, panel.SHEET)
 
 
 def template_of(meta: dict[str, Any], override: str | None = None,
@@ -202,3 +204,42 @@ def _text(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(int(value)) if value == value.to_integral_value() else str(value)
     return str(value)
+
+
+def check_panel(ctx: Context) -> None:
+    """The 入力チェック's formulas as generated (T240), or missing where the generator draws it (T241).
+
+    Never read as data: a department's sheet shows the panel, check recomputes everything itself.
+    """
+    sheet = next((s for s in ctx.book.sheets if s.name == panel.SHEET), None)
+    if sheet is None:
+        if _generator_version(ctx.meta) >= PANEL_SINCE:
+            ctx.add("T241")
+        return
+    data = ctx.book.read_sheet(sheet)
+    changed = []
+    for row, formula in enumerate(panel.formulas(live_checks(ctx.tpl, ctx.placement)), start=1):
+        raw = data.cells.get(f"B{row}")
+        found = raw.f if raw is not None else None
+        if found in ("(shared)",):
+            continue
+        if found is None or _bare(found) != _bare(formula):
+            changed.append(f"{panel.SHEET}!B{row}")
+    if changed:
+        ctx.add("T240", count=len(changed), cell=changed[0])
+
+
+PANEL_SINCE = (0, 2, 0)
+
+
+def _generator_version(meta: dict[str, Any]) -> tuple[int, ...]:
+    text = str(meta.get("generator") or "").rpartition(" ")[2]
+    try:
+        return tuple(int(x) for x in text.split("."))
+    except ValueError:
+        return (0,)
+
+
+def _bare(formula: str) -> str:
+    """Compared as check compares formulas, and without the quotes round a sheet name (LibreOffice drops them)."""
+    return normalize_formula(formula).replace("'", "")

@@ -14,6 +14,8 @@ from typing import Any
 from .fields import Choices, Field
 
 NUMERIC = ("integer", "number")
+# What the reader (check/normalize.py) and the live check (spec/live.py) take for "no value".
+DASHES = ("-", "－", "—", "―", "‐", "‑", "–", "ー", "ｰ", "−")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ spreadsheet can express it, the live formula.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,3 +69,8 @@ def parse_rules(data: dict[str, Any]) -> list[Rule]:
                         r.get("repeat"), r.get("key"), needs, r.get("formula"), r.get("message"),
                         r.get("remedy"), {k: v for k, v in r.items() if k not in known}))
     return out
+
+
+def years(path: str, fiscal_year: int) -> str:
+    """``{fiscal_year}``, ``{fiscal_year+1}``, ``{fiscal_year-1}`` … of a rule's path filled in."""
+    return re.sub(r"\{fiscal_year([+-]\d+)?\}", lambda m: str(fiscal_year + int(m.group(1) or 0)), path)

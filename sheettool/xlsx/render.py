@@ -22,7 +22,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from .. import __version__
 from ..spec import CellType, Placed, Template
-from . import meta
+from . import meta, panel
 from .cells import CellPlan, SheetPlan
 from .styles import DEFAULT_FONT, JAPANESE_CHARSET, StyleBook
 from .text import preserve_space
@@ -165,6 +165,7 @@ def compose(plan: SheetPlan, tpl: Template, target: str | Path | IO[bytes], *,
     _validate(ws, validation_groups(plan) if validations is None else validations)
     _write_lists(wb, tpl)
     _write_meta(wb, meta_override or meta_values(tpl, plan, generated_at))
+    panel.draw(wb, ws, tpl, plan.placement)
     _protect(wb, ws, password)
     wb.set_properties(doc_properties(tpl, plan.record, generated_at))
     for name, value in custom_properties(tpl, plan.record):
