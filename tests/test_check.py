@@ -220,7 +220,7 @@ def test_the_surgery_helper_sees_the_generated_cells(book):
     """Guards every test below: the parts and cells edited are where we think they are."""
     assert "<f>" in book.cell_xml(cell("costs.2022.settlement"))
     assert "<v>102034</v>" in book.cell_xml(cell("costs.2022.settlement"))
-    assert book.cell_xml(cell("costs.2022.budget")) == '<c r="H23" s="17"><v>130114</v></c>'
+    assert re.fullmatch(r'<c r="H23" s="\d+"><v>130114</v></c>', book.cell_xml(cell("costs.2022.budget")))
     assert book.meta_value("project_no") == "088"
     assert 'state="veryHidden"' in book.text("xl/workbook.xml")
     assert book.defined_name("f_costs_2022_budget") == f"{SHEET}!$H$23"

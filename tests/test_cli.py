@@ -59,7 +59,7 @@ def test_help_is_japanese(command: str | None) -> None:
 
 
 def test_version() -> None:
-    assert run("--version")[:2] == (0, "sheettool 0.1.0\n")
+    assert run("--version")[:2] == (0, "sheettool 0.2.0\n")
 
 
 @pytest.mark.parametrize(("args", "needle"), [

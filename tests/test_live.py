@@ -177,3 +177,12 @@ def test_a_changed_or_removed_panel_is_told_and_never_read(tid, tmp_path):
     removed = _rewritten(path, tmp_path / "removed.xlsx", "xl/workbook.xml", f'name="{panel.SHEET}"', 'name="別シート"')
     codes = [f.code for f in check_file(removed).findings]
     assert "T241" in codes and "T240" not in codes
+
+
+def test_the_readme_lists_what_stays_python_only():
+    from helpers import ROOT
+
+    from sheettool.spec.live import PYTHON_ONLY
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert all(f"| {what} | {why} |" in readme for what, why in PYTHON_ONLY)

@@ -218,7 +218,7 @@ def check_panel(ctx: Context) -> None:
         return
     data = ctx.book.read_sheet(sheet)
     changed = []
-    for row, formula in enumerate(panel.formulas(live_checks(ctx.tpl, ctx.placement)), start=1):
+    for row, formula in enumerate(panel.formulas(live_checks(ctx.tpl, ctx.placement, ctx.cell)), start=1):
         raw = data.cells.get(f"B{row}")
         found = raw.f if raw is not None else None
         if found in ("(shared)",):

@@ -13,10 +13,10 @@ What a formula cannot see stays Python-only (``PYTHON_ONLY``, listed in the READ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
+from xlsxwriter.utility import quote_sheetname, xl_cell_to_rowcol, xl_rowcol_to_cell
 
 from . import formula as fx
 from .celltypes import DASHES, CellType
@@ -76,7 +76,9 @@ def _ticked(ref: str) -> str:
 
 
 class _Builder:
-    def __init__(self, tpl: Template, placement: Placement) -> None:
+    def __init__(self, tpl: Template, placement: Placement,
+                 cell_of: Callable[[Placed], str] | None = None) -> None:
+        self.cell_of = cell_of or (lambda placed: placed.cell)
         self.tpl = tpl
         self.placement = placement
         self.fy = placement.fiscal_year
@@ -85,7 +87,8 @@ class _Builder:
 
     def cell(self, placed: Placed) -> str:
         """The cell as the ``_check`` sheet refers to it: on the main sheet, absolute."""
-        return f"{self.sheet}!{xl_rowcol_to_cell(placed.row, placed.col, row_abs=True, col_abs=True)}"
+        row, col = xl_cell_to_rowcol(self.cell_of(placed))
+        return f"{self.sheet}!{xl_rowcol_to_cell(row, col, row_abs=True, col_abs=True)}"
 
     def ref_of(self, path: str) -> str:
         return self.cell(self.placement.at(path))
@@ -213,9 +216,14 @@ KINDS = {"required": required, "required_if": required_if, "allowed_if": allowed
          "complete_repeat": complete_repeat}
 
 
-def live_checks(tpl: Template, placement: Placement) -> list[LiveCheck]:
-    """Every finding the sheet can compute for itself, in the order check reports them."""
-    b = _Builder(tpl, placement)
+def live_checks(tpl: Template, placement: Placement,
+                cell_of: Callable[[Placed], str] | None = None) -> list[LiveCheck]:
+    """Every finding the sheet can compute for itself.
+
+    ``cell_of``: where each placed item really is (check passes the cells it resolved, so rows a
+    department inserted, which LibreOffice and Excel follow in the formulas, are no change).
+    """
+    b = _Builder(tpl, placement, cell_of)
     bounds(b)
     for rule in tpl.rules:
         make = KINDS.get(rule.kind)
