@@ -29,12 +29,13 @@ import json
 import os
 import stat
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -487,14 +488,29 @@ def _run(tasks: list[_Task], jobs: int | None) -> Iterator[tuple[_Task, str, byt
         done = 0
         try:
             with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) as pool:
-                for outcome in pool.map(_work, pending, chunksize=8):
-                    done += 1
-                    yield outcome
+                # A bounded window of chunks in flight (pool.map would submit them all): when the
+                # workers outrun the recording here, finished results must not pile up in memory.
+                chunks = (pending[i:i + _CHUNK] for i in range(0, len(pending), _CHUNK))
+                window = deque(pool.submit(_work_chunk, c) for c in islice(chunks, jobs * _AHEAD))
+                while window:
+                    outcomes = window.popleft().result()
+                    window.extend(pool.submit(_work_chunk, c) for c in islice(chunks, 1))
+                    for outcome in outcomes:
+                        done += 1
+                        yield outcome
             return
         except BrokenProcessPool:
             # The file that broke it is among those in flight: the first left, alone, tells.
             pending = pending[done:]
             yield _alone(pending.pop(0))
+
+
+_CHUNK = 8  # tasks per message to a worker
+_AHEAD = 4  # chunks in flight per worker
+
+
+def _work_chunk(tasks: list[_Task]) -> list[tuple[_Task, str, bytes | Archived, CheckResult]]:
+    return [_work(task) for task in tasks]
 
 
 def _alone(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
