@@ -251,6 +251,15 @@ def test_cell_cut_and_pasted_elsewhere_is_read_at_its_new_address(book, tmp_path
     book.string("M5", "01-020108-99")  # budget code moved too, and changed by the department
     book.blank(cell("budget_code"))
     book.set_defined_name("f_budget_code", f"{SHEET}!$M$5")
+    # the 入力チェック formulas follow the moved cells too, as Excel moves every reference
+    check_part = next(p for p in book.parts if p.startswith("xl/worksheets/") and b"SUM($B$1:B1)" in book.parts[p])
+    moved_from = {old: "M25", cell("budget_code"): "M5"}
+    text = book.text(check_part)
+    for src, dst in moved_from.items():
+        col, row = re.fullmatch(r"([A-Z]+)(\d+)", src).groups()
+        new_col, new_row = re.fullmatch(r"([A-Z]+)(\d+)", dst).groups()
+        text = re.sub(rf"!\${col}\${row}(?!\d)", f"!${new_col}${new_row}", text)
+    book.put(check_part, text)
     result = check_file(book.save(tmp_path / "moved.xlsx"))
     expected = seed_record("088") | {"budget_code": "01-020108-99"}
     assert result.record == expected
