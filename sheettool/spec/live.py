@@ -104,6 +104,13 @@ class _Builder:
     def label(self, placed: Placed) -> str:
         return self.tpl.label(placed.path)
 
+    def fields(self, rule: Rule) -> Iterator[Placed]:
+        """The placed cells of a rule's ``fields`` ({fiscal_year} filled), those the sheet has."""
+        for path in rule.fields:
+            placed = self.placement.fields.get(years(path, self.fy))
+            if placed is not None:
+                yield placed
+
     def inputs(self) -> Iterator[Placed]:
         for placed in self.placement.fields.values():
             if placed.role == "input" and not placed.history and not placed.formula:
@@ -128,10 +135,7 @@ def required(b: _Builder, rule: Rule) -> None:
 
 def required_if(b: _Builder, rule: Rule) -> None:
     when = b.when(rule.when)
-    for path in rule.fields:
-        placed = b.placement.fields.get(years(path, b.fy))
-        if placed is None:
-            continue
+    for placed in b.fields(rule):
         blank = _blank(b.cell(placed), b.tpl.cell_type(placed.path))
         b.add(rule.code, "error", placed, f"AND({blank},{when})",
               f"{b.label(placed)}（{placed.cell}）を入力してください（{rule.title}）", "missing")
@@ -139,10 +143,7 @@ def required_if(b: _Builder, rule: Rule) -> None:
 
 def allowed_if(b: _Builder, rule: Rule) -> None:
     when = b.when(rule.when)
-    for path in rule.fields:
-        placed = b.placement.fields.get(years(path, b.fy))
-        if placed is None:
-            continue
+    for placed in b.fields(rule):
         ftype = b.tpl.cell_type(placed.path)
         if rule.value == "-":
             used = _dash(b.cell(placed), ftype)

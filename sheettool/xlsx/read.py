@@ -382,17 +382,28 @@ def _well_formed(data: bytes) -> bool:
     return True
 
 
-def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None:
-    """(cells, sheetProtection attributes) of a regular sheet part, as ``read_sheet``'s element
-    parser reads them; None for anything irregular (that parser then reads it)."""
+
+def _root_text(data: bytes) -> tuple[str, int] | None:
+    """A part's text (without a BOM) and where its root element starts (-1: none); None if not UTF-8.
+
+    The prolog was checked already (no DTD) when the package was opened.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
     if text[:1] == "\ufeff":
         text = text[1:]
-    body = text.find("?>") + 2 if text.startswith("<?xml") else 0  # the prolog (checked already)
-    body = text.find("<", body)
+    body = text.find("?>") + 2 if text.startswith("<?xml") else 0
+    return text, text.find("<", body)
+
+def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None:
+    """(cells, sheetProtection attributes) of a regular sheet part, as ``read_sheet``'s element
+    parser reads them; None for anything irregular (that parser then reads it)."""
+    found = _root_text(data)
+    if found is None:
+        return None
+    text, body = found
     start = text.find("<sheetData>")
     if body < 0 or start < 0 or text.count("sheetData") != 2:  # <sheetData/> or several: read in full
         return None
@@ -443,14 +454,10 @@ _SST_TOKENS = re.compile(r'(<si>)|<t(?: xml:space="preserve")?>([^<]*)</t>|<rPh\
 
 def _fast_strings(data: bytes) -> list[str] | None:
     """The shared strings of a regular part, as ``Book.strings``' element parser reads them; else None."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
+    found = _root_text(data)
+    if found is None:
         return None
-    if text[:1] == "\ufeff":
-        text = text[1:]
-    body = text.find("?>") + 2 if text.startswith("<?xml") else 0
-    body = text.find("<", body)
+    text, body = found
     if body < 0 or _IRREGULAR.search(text, body):
         return None
     root = _SST.fullmatch(text, body)
