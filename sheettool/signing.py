@@ -226,36 +226,87 @@ def verify(meta: Mapping[str, Any], key: Key | None) -> list[findings.Finding]:
 
 @dataclass
 class Register:
-    """What was issued: one entry per signature, and the projects issued signed."""
+    """What was issued: each signature's identity, and the projects issued signed.
+
+    Read when first asked (a rerun that checks nothing never reads it), and held compactly: a
+    signature as its 32 bytes and an identity tuple, whose template ids and years are shared,
+    so 100,000 issued workbooks take about 20 MB, not the whole entries' 150.
+    """
 
     path: Path
-    by_signature: dict[str, dict[str, Any]] = field(default_factory=dict)
-    signed: set[tuple[str, int, str]] = field(default_factory=set)  # (template, fiscal year, project)
-    broken: int = 0  # lines that could not be read (told once on stderr by the command)
+    _issued: dict[bytes | str, tuple[str, int, str]] | None = None
+    _signed: set[tuple[str, int, str]] = field(default_factory=set)  # (template, fiscal year, project)
+    _broken: int = 0
 
     @classmethod
     def load(cls, path: Path) -> Register | None:
-        """The register at ``path``; None when there is none yet."""
-        register = cls(path)
+        """The register at ``path``, read when first needed; None when there is none yet."""
         try:
-            text = path.read_text(encoding="utf-8")
+            st = path.stat()
         except FileNotFoundError:
             return None
+        except OSError as e:
+            raise KeyFileError(f"発行記録 {path} を読み取れません（{e.strerror or e}）。") from None
+        if not stat.S_ISREG(st.st_mode) or not os.access(path, os.R_OK):
+            raise KeyFileError(f"発行記録 {path} を読み取れません（通常のファイルではないか、読み取りが許可されていません）。")
+        return cls(path)
+
+    def _read(self) -> dict[bytes | str, tuple[str, int, str]]:
+        if self._issued is not None:
+            return self._issued
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
         except (OSError, UnicodeDecodeError) as e:
-            raise KeyFileError(f"発行記録 {path} を読み取れません（{getattr(e, 'strerror', None) or e}）。") from None
+            raise KeyFileError(f"発行記録 {self.path} を読み取れません（{getattr(e, 'strerror', None) or e}）。") from None
+        self._issued = {}
+        shared: dict[Any, Any] = {}
         for line in text.splitlines():
             if not line.strip():
                 continue
             try:
-                entry = json.loads(line)
-                register.add(entry)
-            except (ValueError, TypeError, KeyError):
-                register.broken += 1
-        return register
+                self.add(json.loads(line), shared)
+            except (ValueError, TypeError, KeyError, AttributeError):
+                self._broken += 1
+        return self._issued
 
-    def add(self, entry: dict[str, Any]) -> None:
-        self.by_signature[str(entry["signature"])] = entry
-        self.signed.add(_identity(entry))
+    def add(self, entry: dict[str, Any], shared: dict[Any, Any] | None = None) -> None:
+        issued = self._read() if self._issued is None else self._issued
+        template, fy, no = _identity(entry)
+        if shared is not None:  # one object per template id and year across the register
+            template, fy = shared.setdefault(template, template), shared.setdefault(("fy", fy), fy)
+        identity = (template, fy, no)
+        issued[_signature_key(str(entry["signature"]))] = identity
+        self._signed.add(identity)
+
+    def issued(self, signature: str) -> tuple[str, int, str] | None:
+        """The identity the register holds for ``signature``, None if it was never issued."""
+        return self._read().get(_signature_key(signature))
+
+    def signed(self, identity: tuple[str, int, str]) -> bool:
+        """Was this project of this template and year issued signed?"""
+        self._read()
+        return identity in self._signed
+
+    @property
+    def was_read(self) -> bool:
+        return self._issued is not None
+
+    @property
+    def broken(self) -> int:
+        """Lines that could not be read (told once on stderr by the command)."""
+        self._read()
+        return self._broken
+
+
+def _signature_key(signature: str) -> bytes | str:
+    """A hex signature as its bytes (less than half the memory); anything else as given."""
+    text = signature.strip().lower()
+    try:
+        return bytes.fromhex(text) if len(text) == 64 else text
+    except ValueError:
+        return text
 
 
 def _identity(values: Mapping[str, Any]) -> tuple[str, int, str]:
@@ -303,16 +354,16 @@ def assess(result: CheckResult, register: Register | None) -> None:
     meta = result.meta or {}
     signature = meta.get("signature") if isinstance(meta.get("signature"), str) else ""
     if signature:
-        entry = register.by_signature.get(signature.strip().lower())
-        if entry is None:
+        issued = register.issued(signature)
+        if issued is None:
             result.findings.append(findings.make("T235", register=str(register.path)))
-        elif _identity(entry) != _identity(meta):
-            result.findings.append(findings.make("T236", issued=_show(_identity(entry)), found=_show(_identity(meta))))
+        elif issued != _identity(meta):
+            result.findings.append(findings.make("T236", issued=_show(issued), found=_show(_identity(meta))))
         return
     # No signature (a file from before signing, or _meta removed): refused for a project
     # whose template was issued signed, whatever the file claims to be.
     claimed = _claimed_identity(result)
-    if claimed in register.signed:
+    if register.signed(claimed):
         result.findings.append(findings.make("T234", project_no=claimed[2]))
 
 

@@ -16,7 +16,7 @@ from cycle import fill, run_cli, sent_out
 from test_mutations import mutants
 
 from sheettool import spec
-from sheettool.check import check_bytes
+from sheettool.check import check_bytes, plan
 from sheettool.generate import output_path
 from sheettool.xlsx import read as xlsx_read
 from sheettool.xlsx.safety import package_from_bytes
@@ -47,6 +47,9 @@ def _sheets_fast(data: bytes) -> int:
     for sheet in book.sheets:
         raw = book.pkg.read(sheet.part)
         fast = xlsx_read._fast_sheet(raw)
+        quick = xlsx_read.column_formulas(raw, "B")  # the panel's flags are compared this way
+        if quick is not None and fast is not None:
+            assert quick == {ref: c.f for ref, c in fast[0].items() if ref[0] == "B" and ref[1:].isdigit()}
         if fast is None:
             continue
         taken += 1
@@ -98,6 +101,20 @@ def test_real_returns_take_the_fast_path_and_check_the_same(saved_returns, monke
             assert fast["record"] is not None
 
 
+def test_layout_plans_reused_across_returns_change_no_finding(saved_returns):
+    """check/plan.py: what one return's layout gave is looked up for the next; built afresh for
+    every file, every template's returns and their mutants (other names, moved cells) check the same."""
+    corpus = [(f"{t}_{n}", d) for t, returns in saved_returns.items() for n, d in enumerate(returns)]
+    corpus += list(mutants(saved_returns["fukaya"][1]))[::7]
+    warm = [check_bytes(data, f"{name}.xlsx", key=None).to_json() for name, data in corpus + corpus[::-1]]
+    fresh = []
+    for name, data in corpus + corpus[::-1]:
+        plan._PLANS.clear()
+        fresh.append(check_bytes(data, f"{name}.xlsx", key=None).to_json())
+    assert warm == fresh
+    assert sum(r["record"] is not None for r in fresh) > len(corpus)
+
+
 def test_mutants_check_the_same_on_both_paths(saved_returns, monkeypatch):
     taken = 0
     for name, data in mutants(saved_returns["tsukuba"][1]):  # saved by LibreOffice
@@ -117,6 +134,8 @@ IRREGULAR = {
     "CDATA": b'<row r="1"><c r="A1" t="inlineStr"><is><t><![CDATA[<a>]]></t></is></c></row>',
     "no ref": b'<row r="1"><c><v>1</v></c></row>',
     "extLst in cell": b'<row r="1"><c r="A1"><v>1</v><extLst/></c></row>',
+    "cell twice": b'<row r="1"><c r="A1" s="1"/><c r="A1"><v>1</v></c></row>',
+    "empty cell twice": b'<row r="1"><c r="A1" s="1"/><c r="A1" s="2"/></row>',
 }
 REGULAR = {
     "entities": b'<row r="1"><c r="A1" t="inlineStr"><is><t>&lt;&amp;&#x41;&#66;&quot;</t></is></c></row>',

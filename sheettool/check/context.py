@@ -14,6 +14,7 @@ from ..findings import Finding
 from ..spec import Placed, Placement, Template
 from ..xlsx.read import Book, RawCell, SheetData
 from .normalize import Reading
+from .plan import Plan, plan_for
 
 
 @dataclass
@@ -33,6 +34,10 @@ class Context:
     record: dict[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     trusted_formulas: set[tuple[str, str]] = field(default_factory=set)  # (sheet, cell) holding our formula
+
+    def plan(self) -> Plan:
+        """This layout's derived tables (plan.py), shared with every return of the same layout."""
+        return plan_for(self.tpl, self.placement, self.sheet_name, self.book.names)
 
     def cell(self, placed: Placed) -> str:
         return self.addresses.get(placed.name, placed.cell)

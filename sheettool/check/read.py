@@ -17,7 +17,7 @@ from ..spec import formula as fx
 from ..spec.celltypes import CellType
 from ..spec.schema import SERIES_YEARS, bound_problem
 from ..xlsx import meta as meta_mod
-from ..xlsx.read import Book, Sheet, SheetData, is_cell, split_ref
+from ..xlsx.read import Book, Sheet, SheetData, split_ref
 from ..xlsx.safety import UnreadableFile
 from .context import Context
 from .normalize import Reading, read_value
@@ -117,19 +117,12 @@ def _plausible(year: float) -> bool:
 
 def resolve_addresses(ctx: Context) -> None:
     """Where each item really is: its defined name if it points into the main sheet."""
-    for placed in ctx.placement.items:
-        if placed.kind not in ("field", "computed"):
-            continue
-        target = ctx.book.names.get(placed.name)
-        if target:
-            sheet, cell = split_ref(target)
-            if sheet in (None, ctx.sheet_name) and is_cell(cell):
-                ctx.addresses[placed.name] = cell
-                continue
-            if sheet in (None, ctx.sheet_name):  # ZZZZ1, #REF!: no cell to read from
-                ctx.add("T221", placed, name=placed.name, target=target, cell=placed.cell)
-                continue
-        if ctx.meta:
+    plan = ctx.plan()
+    ctx.addresses = plan.addresses  # shared by the layout's returns: never written to
+    for code, placed, params in plan.unresolved:
+        ctx.add(code, placed, **params)
+    if ctx.meta:
+        for placed in plan.unnamed:
             ctx.add("T219", placed, name=placed.name, cell=placed.cell)
 
 

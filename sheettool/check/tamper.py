@@ -15,11 +15,12 @@ from typing import Any
 from .. import findings
 from ..findings import Finding
 from ..spec import DEFAULT_TEMPLATE, Placed, Template, TemplateError, load
-from ..spec import formula as fx
 from ..spec.live import live_checks
 from ..xlsx import meta as meta_mod
 from ..xlsx import panel
+from ..xlsx.read import column_formulas
 from .context import Context
+from .plan import Plan
 from .read import UNREADABLE, recompute, within_bounds
 
 _OWN_SHEETS = ("_lists", meta_mod.SHEET, panel.SHEET)
@@ -79,8 +80,7 @@ def _check_identity(ctx: Context) -> None:
 
 def expected_formula(ctx: Context, placed: Placed) -> str:
     """The formula this cell must hold, with references where the cells really are."""
-    expr = ctx.tpl.bound(placed.path, ctx.placement.fiscal_year)
-    return fx.excel_formula(expr, lambda path: ctx.cell(ctx.placement.at(path)))
+    return ctx.plan().expected_formula(placed)
 
 
 def check_formulas(ctx: Context) -> None:
@@ -216,17 +216,32 @@ def check_panel(ctx: Context) -> None:
         if _generator_version(ctx.meta) >= PANEL_SINCE:
             ctx.add("T241")
         return
-    data = ctx.book.read_sheet(sheet)
-    changed = []
-    for row, formula in enumerate(panel.formulas(live_checks(ctx.tpl, ctx.placement, ctx.cell)), start=1):
-        raw = data.cells.get(f"B{row}")
-        found = raw.f if raw is not None else None
-        if found in ("(shared)",):
-            continue
-        if found is None or _bare(found) != _bare(formula):
-            changed.append(f"{panel.SHEET}!B{row}")
+    expected = ctx.plan().panel_formulas(_panel_formulas)
+    part = ctx.book.pkg.read(sheet.part)
+    ctx.book.pkg.check_prolog(sheet.part, part)
+    quick = column_formulas(part, "B")  # None for an irregular or malformed part: read in full
+    changed = _changed_flags(expected, quick) if quick is not None else None
+    if changed != []:  # irregular, or a difference: said only as the element parser reads the part
+        cells = ctx.book.read_sheet(sheet).cells
+        changed = _changed_flags(expected, {ref: c.f for ref, c in cells.items() if ref.startswith("B")})
     if changed:
         ctx.add("T240", count=len(changed), cell=changed[0])
+
+
+def _panel_formulas(plan: Plan) -> list[str]:
+    return [_bare(f) for f in panel.formulas(live_checks(plan.tpl, plan.placement, plan.cell))]
+
+
+def _changed_flags(expected: list[str], found: dict[str, str | None]) -> list[str]:
+    """The ``_check`` flag cells whose formula is not the one generate writes."""
+    changed = []
+    for row, formula in enumerate(expected, start=1):
+        f = found.get(f"B{row}")
+        if f == "(shared)":
+            continue
+        if f is None or _bare(f) != formula:
+            changed.append(f"{panel.SHEET}!B{row}")
+    return changed
 
 
 PANEL_SINCE = (0, 2, 0)

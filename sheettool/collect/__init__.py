@@ -268,6 +268,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
                 print(f"\r回収中 {done}/{len(tasks)} 件", end="", file=sys.stderr, flush=True)
         if show and tasks:
             print(file=sys.stderr)
+        _register_read(register, result.notes)
         # again: a killed run's orphaned workers may still have been writing at the start
         ledger.tidy()
         for tid in ledger.unpinned_templates():  # nothing expected of it: the year most of its returns hold
@@ -410,9 +411,13 @@ def _register(key: signing.Key | None, notes: list[str]) -> signing.Register | N
     register = signing.Register.load(key.register_path)
     if register is None:
         notes.append(f"発行記録（{key.register_path}）がないため、発行の記録との照合をしていません。")
-    elif register.broken:
-        notes.append(f"発行記録（{register.path}）の {register.broken} 行が読み取れませんでした（読めた行だけで照合しました）。")
     return register
+
+
+def _register_read(register: signing.Register | None, notes: list[str]) -> None:
+    """What reading the register found wrong, once it was read (a run that checked nothing never reads it)."""
+    if register is not None and register.was_read and register.broken:
+        notes.append(f"発行記録（{register.path}）の {register.broken} 行が読み取れませんでした（読めた行だけで照合しました）。")
 
 
 def _of_year(sub: SubmissionInfo, year: int | None) -> SubmissionInfo:

@@ -15,7 +15,7 @@ import math
 import posixpath
 import re
 import xml.parsers.expat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -103,7 +103,7 @@ class Book:
         return cached
 
     @cached_property
-    def strings(self) -> list[str]:
+    def strings(self) -> Sequence[str]:
         part = self._part("xl/sharedstrings.xml")
         if part is None:
             return []
@@ -338,10 +338,11 @@ _CELL_SHAPE = (r'<c r="[A-Z]{1,3}[1-9][0-9]{0,6}"(?: s=' + _ATTR_VALUE + r')?(?:
 _ROW_SHAPE = (r'<row(?: [A-Za-z_:][\w:.-]*=' + _ATTR_VALUE + r')*+ ?(?:/>|>(?:' + _WS + _CELL_SHAPE + r')*+'
               + _WS + r'</row>)')
 _SHEET_DATA = re.compile(r'(?:' + _WS + _ROW_SHAPE + r')*+' + _WS)
-_CELLS = re.compile(_CELL_RE)
+_EMPTY_CELLS = re.compile(r'<c r="([A-Z]{1,3}[1-9][0-9]{0,6})"(?: s="([^"<&\t\n]*)")?(?: t="([^"<&\t\n]*)")?'
+                          + _CELL_ATTRS + r' ?/>')
+_FULL_CELLS = re.compile(_CELL_RE.replace(" ?(?:/>|>(?:(<f)", " ?(?:>(?:(<f)", 1))
 _SHARED = re.compile(r'\bt="shared"')
 _OUTSIDE = re.compile(r"<(?:[\w.-]+:)?(?:row|c)[\s/>]")  # a row or cell element outside <sheetData>
-_IRREGULAR = re.compile("\r|<!|<\\?|\\]\\]>")  # CR (normalised by XML), comments, CDATA, PIs
 _PROTECTION = re.compile(r'<sheetProtection((?: [A-Za-z]+="[^"<&]*")*) ?/>')
 _PROT_ATTR = re.compile(r' ([A-Za-z]+)="([^"]*)"')
 _BEFORE_PROTECTION = re.compile(_WS + r'(?:<sheetCalcPr(?: [A-Za-z]+="[^"<&]*")* ?/>' + _WS + r')?')
@@ -353,7 +354,11 @@ def _decode(text: str) -> str:
     """XML character data with its references resolved (expat has vouched for each)."""
     if "&" not in text:
         return text
-    return _REFERENCE.sub(_reference, text)
+    if "&#" in text:  # a character reference: one pass, so "&amp;#60;" stays "&#60;"
+        return _REFERENCE.sub(_reference, text)
+    # the named ones in C; "&amp;" last, so "&amp;lt;" stays "&lt;"
+    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+            .replace("&apos;", "'").replace("&amp;", "&"))
 
 
 def _reference(m: re.Match) -> str:
@@ -373,14 +378,33 @@ def _depth(head: str) -> int:
     return tags.count("<") - 2 * ends - tags.count("/>")
 
 
-def _well_formed(data: bytes) -> bool:
+def well_formed(data: bytes) -> bool:
+    """Is ``data`` well-formed XML?"""
+    return xml_shape(data) != MALFORMED
+
+
+MALFORMED, IRREGULAR, REGULAR = 0, 1, 2
+
+
+def xml_shape(data: bytes) -> int:
+    """One expat pass: MALFORMED; IRREGULAR (well-formed, with a comment, CDATA, a PI, a DOCTYPE
+    or a CR, which the regular expressions here do not read); or REGULAR.
+
+    The handlers fire only on those rare constructs, so the pass stays in C.
+    """
     parser = xml.parsers.expat.ParserCreate()
+    seen: list[bool] = []
+
+    def irregular(*_: Any) -> None:
+        seen.append(True)
+
+    parser.CommentHandler = parser.StartCdataSectionHandler = irregular
+    parser.ProcessingInstructionHandler = parser.StartDoctypeDeclHandler = irregular
     try:
         parser.Parse(data, True)
     except xml.parsers.expat.ExpatError:
-        return False
-    return True
-
+        return MALFORMED
+    return IRREGULAR if seen or b"\r" in data else REGULAR
 
 
 def _root_text(data: bytes) -> tuple[str, int] | None:
@@ -408,7 +432,7 @@ def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None
     if body < 0 or start < 0 or text.count("sheetData") != 2:  # <sheetData/> or several: read in full
         return None
     end = text.find("</sheetData>", start)
-    if end < 0 or _IRREGULAR.search(text, body) or not _well_formed(data):
+    if end < 0 or xml_shape(data) != REGULAR:
         return None
     head, region, tail = text[body:start], text[start + 11:end], text[end + 12:]
     if _depth(head) != 1 or _OUTSIDE.search(head) or _OUTSIDE.search(tail) \
@@ -421,15 +445,19 @@ def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None
         if count != 1 or m is None or _BEFORE_PROTECTION.fullmatch(tail, 0, m.start()) is None:
             return None
         prot = dict(_PROT_ATTR.findall(m.group(1)))
-    cells: dict[str, RawCell] = {}
+    empty = _EMPTY_CELLS.findall(region)  # (ref, s, t): a styled cell with nothing in it, most of a form
+    full = _FULL_CELLS.findall(region)
+    cells = Cells()
+    cells.empty = dict((ref, (s, t)) for ref, s, t in empty)
+    if len(empty) + len(full) != region.count("<c ") or len(cells.empty) != len(empty):
+        return None  # a cell given twice (the last one counts): the element parser reads it
     styles: dict[str, int] = {"": 0}
-    for ref, s, t, f, f_attrs, f_text, v_el, v_text, is_el, t_text in _CELLS.findall(region):
+    for ref, s, t, f, f_attrs, f_text, v_el, v_text, is_el, t_text in full:
+        if ref in cells.empty:
+            return None
         index = styles.get(s)
         if index is None:
             index = styles[s] = _style_index(s)
-        if not (f or v_el or is_el):  # a styled empty cell: most of a form
-            cells[ref] = RawCell(ref, t or None, None, None, index)
-            continue
         t = t or None
         cell = cells[ref] = RawCell(ref, t, None, None, index)
         if f:  # as _read_cell: a shared formula's followers hold no text
@@ -441,6 +469,64 @@ def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None
     return cells, prot
 
 
+class Cells(dict):
+    """A sheet's cells by reference; the empty ones become ``RawCell``s only when looked at.
+
+    A form is mostly styled empty cells, and check looks at few of them. Any use other than
+    ``get`` (iteration, comparison, ``len``) first makes every cell.
+    """
+
+    __slots__ = ("empty",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.empty: dict[str, tuple[str, str]] = {}  # ref → (s, t) of a cell not made yet
+
+    def get(self, ref: str, default: Any = None) -> Any:
+        cell = dict.get(self, ref)
+        if cell is None:
+            found = self.empty.pop(ref, None)
+            if found is None:
+                return default
+            s, t = found
+            cell = self[ref] = RawCell(ref, t or None, None, None, _style_index(s) if s else 0)
+        return cell
+
+    def _all(self) -> Cells:
+        for ref in list(self.empty):
+            self.get(ref)
+        return self
+
+    def __getitem__(self, ref: str) -> RawCell:
+        cell = self.get(ref)
+        if cell is None:
+            raise KeyError(ref)
+        return cell
+
+    def __contains__(self, ref: object) -> bool:
+        return dict.__contains__(self, ref) or ref in self.empty
+
+    def __iter__(self):
+        return dict.__iter__(self._all())
+
+    def __len__(self) -> int:
+        return dict.__len__(self) + len(self.empty)
+
+    def __eq__(self, other: object) -> bool:
+        return dict.__eq__(self._all(), other._all() if isinstance(other, Cells) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def items(self):
+        return dict.items(self._all())
+
+    def keys(self):
+        return dict.keys(self._all())
+
+    def values(self):
+        return dict.values(self._all())
+
+
 # Shared strings as Excel and LibreOffice write them: <si> holding a <t>, or rich text runs
 # (<r> with an optional <rPr> of empty elements, then a <t>), then furigana (<rPh>, phoneticPr).
 _T = r'<t(?: xml:space="preserve")?(?: ?/>|>[^<]*+</t>)'
@@ -449,7 +535,8 @@ _RUN = r'<r>(?:<rPr>(?:' + _EMPTY_ELEMENT + r')*+</rPr>)?' + _T + r'</r>'
 _PHONETIC = (r'<rPh(?: [A-Za-z]+="[^"<]*")*+>' + _T + r'</rPh>|<phoneticPr(?: [A-Za-z]+="[^"<]*")*+ ?/>')
 _SST = re.compile(r'<sst(?: [\w:]+="[^"<]*")*+>((?:' + _WS + r'<si>(?:' + _T + r'|' + _RUN + r')*+(?:'
                   + _PHONETIC + r')*+</si>)*+' + _WS + r')</sst>' + _WS)
-_SST_TOKENS = re.compile(r'(<si>)|<t(?: xml:space="preserve")?>([^<]*)</t>|<rPh\b(?:[^<]|<(?!/rPh>))*</rPh>')
+# in one <si>'s piece: its texts, and furigana skipped whole
+_SI_TEXT = re.compile(r'<t(?: xml:space="preserve")?>([^<]*)</t>|<rPh\b(?:[^<]|<(?!/rPh>))*</rPh>')
 
 
 def _fast_strings(data: bytes) -> list[str] | None:
@@ -458,15 +545,77 @@ def _fast_strings(data: bytes) -> list[str] | None:
     if found is None:
         return None
     text, body = found
-    if body < 0 or _IRREGULAR.search(text, body):
+    if body < 0 or xml_shape(data) != REGULAR:
         return None
     root = _SST.fullmatch(text, body)
-    if root is None or not _well_formed(data):
+    if root is None:
         return None
-    out: list[list[str]] = []
-    for si, t in _SST_TOKENS.findall(root.group(1)):
-        if si:
-            out.append([])
-        elif t:
-            out[-1].append(unescape(_decode(t)))
-    return ["".join(parts) for parts in out]
+    return Strings(root.group(1).split("<si>")[1:])
+
+
+class Strings(Sequence):
+    """Shared strings read from their ``<si>`` pieces when first looked at (a return's panel
+    messages and the long ``_meta`` texts are many, and check looks at few of them)."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self._pieces = pieces
+        self._texts: list[str | None] = [None] * len(pieces)
+
+    def __len__(self) -> int:
+        return len(self._pieces)
+
+    def __getitem__(self, index):  # an int as a list takes it (negative from the end); a slice
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        text = self._texts[index]
+        if text is None:
+            text = self._texts[index] = "".join(
+                unescape(_decode(t)) for t in _SI_TEXT.findall(self._pieces[index]) if t)
+        return text
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, Strings) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# One column's formulas, for a part that is compared, never read as data (the _check sheet).
+# On the bytes (expat has vouched for the encoding); only the formulas found are decoded.
+_COLUMN_CELL = (rb'<c r="(%s[1-9][0-9]{0,6})"(?: [A-Za-z]+="[^"<]*")*+ ?'
+                rb'(?:/>|>(?:(<f)((?: [A-Za-z]+="[^"<]*")*+) ?(?:/>|>([^<]*)</f>))?)')
+_SHARED_BYTES = re.compile(rb'\bt="shared"')
+
+
+@lru_cache(maxsize=8)
+def _column_cells(column: str) -> re.Pattern:
+    return re.compile(_COLUMN_CELL % column.encode("ascii"))
+
+
+def column_formulas(data: bytes, column: str) -> dict[str, str | None] | None:
+    """{cell: formula or None} for the cells of ``column`` in a sheet part, as ``read_sheet``
+    gives their ``f``; None unless the part is ``REGULAR`` XML (then read it in full).
+
+    Cheaper than ``read_sheet`` for a large part of which one column matters. Only a part the
+    checks compare and never read as data may be looked at this way: a cell hidden where the
+    element parser would not look (another namespace, outside ``<sheetData>``) is taken here, and
+    a formula is seen only as a cell's first child, so a caller treats a difference as a reason
+    to read the part in full, never as a finding.
+    """
+    if xml_shape(data) != REGULAR:
+        return None
+    out: dict[str, str | None] = {}
+    for ref, f, f_attrs, f_text in _column_cells(column).findall(data):
+        if not f:
+            formula = None
+        elif f_text:
+            formula = _formula_text(f_text)
+        else:
+            formula = "(shared)" if _SHARED_BYTES.search(f_attrs) else ""
+        out[ref.decode("ascii")] = formula
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _formula_text(raw: bytes) -> str:
+    """A formula's element text decoded; returns of one layout repeat them, so this is a lookup."""
+    return _decode(raw.decode("utf-8"))
