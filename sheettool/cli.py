@@ -392,7 +392,7 @@ def _print_check(result) -> None:
 def cmd_collect(args: argparse.Namespace) -> int:
     from .collect import chase_lines, collect, summary_line
     from .collect.ledger import LedgerError, workspace_for
-    from .collect.master import CSV_NAMES
+    from .collect.submission import CSV_NAMES
     from .records import RecordsError
     from .spec import TemplateError
 

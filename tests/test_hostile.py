@@ -469,16 +469,16 @@ def _(kit: Kit) -> list[str]:
 
 @case("collect-worker-dies", 1, ("C803",), then=_one_result_per_file)
 def _(kit: Kit) -> list[str]:
-    import sheettool.collect as collect_mod
+    import sheettool.check.run as check_run  # collect's workers take check_bytes from here
 
-    real = collect_mod.check_bytes
+    real = check_run.check_bytes
 
     def dies_on_poison(data: bytes, name: str, *args: Any, **kwargs: Any):
         if "poison" in name:
             os._exit(9)  # as a worker killed by the kernel
         return real(data, name, *args, **kwargs)
 
-    kit.monkeypatch.setattr(collect_mod, "check_bytes", dies_on_poison)
+    kit.monkeypatch.setattr(check_run, "check_bytes", dies_on_poison)
     for i in range(17):
         kit.write(f"f{i:02d}.xlsx", kit.template(["087", "088", "089", "090", "091", "098"][i % 6]))
     kit.mutant("poison.xlsx", typed("purpose", "毒"))

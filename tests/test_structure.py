@@ -78,7 +78,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycles() -> None:
     known = modules()
     graph = {name: module_level_imports(name, path, known) for name, path in known.items()}
-    assert graph["sheettool.check"], "the import graph was not read"
+    assert graph["sheettool.check.run"], "the import graph was not read"
     assert cycles(graph) == []
 
 

@@ -37,15 +37,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .. import findings, membudget, signing
-from ..check import check_bytes, failure_finding
 from ..fileio import OutputError, atomic_output
 from ..records import jsonl_line
 from ..spec import DEFAULT_TEMPLATE, Template, available, load
-from . import master as masterbook
-from . import office
 from .ledger import (
     Archived,
     Ledger,
@@ -58,15 +55,20 @@ from .ledger import (
 )
 from .submission import (
     ACCEPTED,
+    CHASED,
     EXCLUDED,
     NEEDS_FIX,
     REJECTED,
     UNEXPECTED,
     UNREADABLE,
+    Chase,
     CheckResult,
     InboxNote,
     Submission,
 )
+
+if TYPE_CHECKING:
+    from .master import Written
 
 PARALLEL_MIN = 16  # below this, worker start-up costs more than it saves
 
@@ -92,7 +94,7 @@ class CollectResult:
     inbox_notes: list[InboxNote] = field(default_factory=list)  # what is in the inbox but is no submission
     missing: int | None = None  # expected projects 提出状況 shows as 未提出 (None: not counted there)
     notes: list[str] = field(default_factory=list)  # for the office, once per run (stderr): no key, …
-    to_chase: list[masterbook.Chase] = field(default_factory=list)  # 要修正, 受付不可, 読取不可, 未提出
+    to_chase: list[Chase] = field(default_factory=list)  # 要修正, 受付不可, 読取不可, 未提出
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,12 @@ def _read_regular(path: str) -> bytes:
         os.close(fd)
 
 
+def _check_again(data: bytes, rel: str, known: tuple[tuple[str, str], ...], key: signing.Key | None) -> CheckResult:
+    from ..check import check_bytes
+
+    return check_bytes(data, rel, known=dict(known), key=key)
+
+
 def _work(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
     """Read once, hash, check and archive the same bytes (runs in a worker).
 
@@ -196,6 +204,8 @@ def _work(task: _Task) -> tuple[_Task, str, bytes | Archived, CheckResult]:
     the bytes there cost more than the check's findings. Whatever goes wrong with
     the file is a finding for it; only the store failing (LedgerError) stops the batch.
     """
+    from ..check import check_bytes, failure_finding
+
     try:
         data = _read_regular(task.path)
     except (OSError, MemoryError) as e:
@@ -232,7 +242,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
     with Ledger.open(workspace) as ledger:
         ledger.tidy()  # half-written archive files of a killed run
         # results an older version stored that cannot be read back are checked again from the archive
-        ledger.repair_results(lambda data, rel: check_bytes(data, rel, known=dict(known), key=key))
+        ledger.repair_results(lambda data, rel: _check_again(data, rel, known, key))
         expected_years = _expected_years(expected)
         # before anything is recorded: a return of another year must never become current
         for tid, years_of in _expected_years_by_template(expected).items():
@@ -285,6 +295,10 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
         outputs_key = _outputs_key(tpl, expected, result.inbox_notes, master, csv_dir, json_out, book_year)
         if _outputs_unchanged(ledger, outputs_key):  # nothing they show changed, nor were they touched
             return _as_written(result, ledger, tpl, expected, book_years, ledger.outputs_state())
+        # the outputs are written again: only now are the master book's modules needed
+        from . import office
+        from .master import write_all
+
         # what the office typed into the book last time, kept before the book is written again
         entries, result.office_problems = office.read_back(master, tpl)
         result.office_changes = ledger.record_office(tpl.id, entries)
@@ -300,9 +314,9 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
                 lines = stack.enter_context(atomic_output(json_out)) if json_out else None
                 current = _records_out(ledger.iter_current(tpl.id), lines, None if expected_years else years,
                                        tpl, entered)
-                written = masterbook.write_all(master, csv_dir, current, expected, history,
-                                               lambda: book_year or _most_common(expected_years or years),
-                                               tpl=tpl, notes=result.inbox_notes)
+                written = write_all(master, csv_dir, current, expected, history,
+                                    lambda: book_year or _most_common(expected_years or years),
+                                    tpl=tpl, notes=result.inbox_notes)
             except OSError as e:  # every submission is recorded already; only the outputs failed
                 raise OutputError(f"マスターブック（{master}）と CSV・JSON Lines の一部または全部", e,
                                   then="受け付けた提出はすべて台帳に記録済みです。") from None
@@ -360,7 +374,7 @@ def _identity(path: Path) -> list[Any] | None:
         return None
 
 
-def _written_state(key: str, generation: int, outputs: list[Path], written: masterbook.Written) -> dict[str, Any]:
+def _written_state(key: str, generation: int, outputs: list[Path], written: Written) -> dict[str, Any]:
     def ids(subs: list[SubmissionInfo]) -> list[list[str]]:
         return [[s.sha256, s.file] for s in subs]
 
@@ -397,7 +411,7 @@ def _as_written(result: CollectResult, ledger: Ledger, tpl: Template, expected: 
     result.rejected = [current[k] if k in set(listed) else shown[k] for k in map(tuple, state["rejected"])]
     result.foreign = [s for s in history if s.current and s.template not in (None, result.template)]
     result.missing, result.fiscal_year = state["missing"], state["fiscal_year"]
-    result.to_chase = [masterbook.Chase(*c) for c in state["to_chase"]]
+    result.to_chase = [Chase(*c) for c in state["to_chase"]]
     result.outputs = [Path(f[0]) for f in state["files"]]
     return result
 
@@ -461,6 +475,8 @@ def _records_out(current: Iterable[Submission], lines: IO[bytes] | None, years: 
                  tpl: Template, entered: dict[str, dict[str, Any]]) -> Iterator[Submission]:
     """``current`` as it is read: the office's entries laid over each record, which also goes to the
     JSON Lines, and its year is counted."""
+    from . import office
+
     for sub in current:
         record = sub.result.record
         if record and str(sub.project_no) in entered:
@@ -584,7 +600,7 @@ def chase_lines(result: CollectResult) -> list[str]:
     """The projects to chase, by status (要修正, 受付不可, 読取不可, 未提出): number, name, 部・課 or the file,
     at most ``CHASE_SHOWN`` each and "ほかN件" (the master book's 提出状況 lists them all)."""
     lines = []
-    for status in masterbook.CHASED:
+    for status in CHASED:
         rows = [c for c in result.to_chase if c.status == status]
         if not rows:
             continue
@@ -596,7 +612,7 @@ def chase_lines(result: CollectResult) -> list[str]:
     return lines
 
 
-def _chase_text(row: masterbook.Chase) -> str:
+def _chase_text(row: Chase) -> str:
     name = " ".join(str(x) for x in (row.project_no, row.project_name) if x)
     where = " ".join(str(x) for x in (row.department, row.division) if x)
     if row.status == UNREADABLE or not name:

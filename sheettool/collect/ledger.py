@@ -736,12 +736,25 @@ class Ledger:
             raise
         return ledger
 
+    def _wal(self) -> None:
+        """Switch to WAL, waiting as for any lock: SQLite may refuse the switch at once ("database is
+        locked", no busy handler) while a second collect creates the same new ledger."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+
     def _prepare(self) -> None:
         self._conn.execute("PRAGMA foreign_keys = ON")
         # WAL: readers never block the writer, commits are atomic after a kill.
         # NORMAL sync: a power cut may lose the last commits, never consistency;
         # the inbox still holds those files and the next run records them again.
-        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._wal()
         self._conn.execute("PRAGMA synchronous = NORMAL")
         version = self._schema_version()
         if version is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..check.result import (
@@ -18,7 +19,7 @@ from ..check.result import (
 )
 from ..findings import Finding
 
-__all__ = ["ACCEPTED", "EXCLUDED", "FOREIGN", "InboxNote", "MISSING", "NEEDS_FIX", "NEVER_CURRENT", "REJECTED", "UNEXPECTED", "UNREADABLE",
+__all__ = ["ACCEPTED", "CHASED", "CSV_NAMES", "Chase", "EXCLUDED", "FOREIGN", "InboxNote", "MISSING", "NEEDS_FIX", "NEVER_CURRENT", "REJECTED", "UNEXPECTED", "UNREADABLE",
            "CheckResult", "Submission"]
 
 
@@ -61,3 +62,22 @@ class InboxNote:
     file: str  # relative to the inbox
     status: str  # UNREADABLE (the department must act) or EXCLUDED (not a submission)
     finding: Finding
+
+
+CHASED = (NEEDS_FIX, REJECTED, UNREADABLE, MISSING)
+
+
+@dataclass(frozen=True)
+class Chase:
+    """One row of 提出状況 that needs action: its status, and what names it."""
+
+    status: str
+    project_no: str | None
+    project_name: str | None
+    department: str | None
+    division: str | None
+    file: str | None
+
+
+# The master book's CSV files: what must never be an input file (cli: outputs.guard)
+CSV_NAMES = re.compile(r"(一覧|コスト推移|指標)(_\d+)?\.csv")

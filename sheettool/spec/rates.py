@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
 from .. import jsontext
 
 if TYPE_CHECKING:
+    import jsonschema
+
     from .template import Template
 
 
@@ -56,6 +56,8 @@ class Rates:
 
     @classmethod
     def from_json(cls, data: object, template: Template, source: str = "") -> Rates:
+        import jsonschema  # here: only a rates file being read needs it
+
         validator = jsonschema.Draft202012Validator(template.rates_schema)
         errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
         if errors:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
 from .fields import REPEAT_KEY, SERIES_KEY, Choices, Field, json_to_path, label
 
@@ -185,6 +186,8 @@ class Validator:
     def __init__(self, schema: dict[str, Any], root: Field) -> None:
         self.schema = schema
         self.root = root
+        import jsonschema  # here: a run that validates nothing never imports it
+
         self._full = jsonschema.Draft202012Validator(schema)
         self._fast = None
 

@@ -66,7 +66,16 @@ from typing import Any
 
 from ...spec import Template, load
 from ..ledger import SubmissionInfo
-from ..submission import MISSING, REJECTED, UNREADABLE, InboxNote, Submission
+from ..submission import (
+    CHASED,
+    CSV_NAMES,
+    MISSING,
+    REJECTED,
+    UNREADABLE,
+    Chase,
+    InboxNote,
+    Submission,
+)
 from . import assemble, records, tablewriter
 from .assemble import _ZIP64_SAFE
 from .book import _write_master_book
@@ -80,10 +89,8 @@ from .indicators import _indicator_table, indicator_columns
 from .list_sheet import _list_table, list_columns
 from .model import (
     CARRIED,
-    CHASED,
     COSTS,
     COUNTED,
-    CSV_NAMES,
     DEPARTMENT_COSTS,
     DIRECTION_SUMMARY,
     FINDINGS,
@@ -96,7 +103,6 @@ from .model import (
     STATUS,
     STATUS_ORDER,
     Cell,
-    Chase,
     Col,
     Formula,
     Table,

@@ -24,6 +24,7 @@ from ..submission import (
     REJECTED,
     UNEXPECTED,
     UNREADABLE,
+    Chase,
     InboxNote,
     Submission,
 )
@@ -48,8 +49,6 @@ STATUS_ORDER = (MISSING, NEEDS_FIX, UNREADABLE, REJECTED, UNEXPECTED, FOREIGN, E
 _OPTIONAL_STATUSES = (REJECTED, FOREIGN, EXCLUDED)
 # 履歴: which time decided a file's age (ledger.SAVED / ledger.MTIME)
 ORDER_LABEL = {"saved": "ブックの保存日時", "mtime": "ファイル更新日時"}
-# The master book's files: what must never be an input file (cli: outputs.guard)
-CSV_NAMES = re.compile(r"(一覧|コスト推移|指標)(_\d+)?\.csv")
 SEVERITY_LABEL = {"error": "エラー", "warning": "注意"}
 CURRENT_LABEL, SUPERSEDED_LABEL = "現行", "置換済み"
 SHA_PREFIX = 12
@@ -189,21 +188,6 @@ class Written:
     missing: int = 0  # expected projects 提出状況 shows as 未提出
     # The rows of 提出状況 the office has to chase (要修正, 受付不可, 読取不可, 未提出), in its order.
     to_chase: list[Chase] = field(default_factory=list)
-
-
-CHASED = (NEEDS_FIX, REJECTED, UNREADABLE, MISSING)
-
-
-@dataclass(frozen=True)
-class Chase:
-    """One row of 提出状況 that needs action: its status, and what names it."""
-
-    status: str
-    project_no: str | None
-    project_name: str | None
-    department: str | None
-    division: str | None
-    file: str | None
 
 
 def _hashable(value: Any) -> Any:
