@@ -15,7 +15,7 @@ import math
 import posixpath
 import re
 import xml.parsers.expat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -103,7 +103,7 @@ class Book:
         return cached
 
     @cached_property
-    def strings(self) -> Sequence[str]:
+    def strings(self) -> list[str]:
         part = self._part("xl/sharedstrings.xml")
         if part is None:
             return []
@@ -435,8 +435,7 @@ def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None
     if end < 0 or xml_shape(data) != REGULAR:
         return None
     head, region, tail = text[body:start], text[start + 11:end], text[end + 12:]
-    if _depth(head) != 1 or _OUTSIDE.search(head) or _OUTSIDE.search(tail) \
-            or _SHEET_DATA.fullmatch(region) is None:
+    if _depth(head) != 1 or _OUTSIDE.search(head) or _OUTSIDE.search(tail):
         return None
     prot: dict[str, str] = {}
     count = tail.count("sheetProtection") + head.count("sheetProtection")
@@ -445,28 +444,63 @@ def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None
         if count != 1 or m is None or _BEFORE_PROTECTION.fullmatch(tail, 0, m.start()) is None:
             return None
         prot = dict(_PROT_ATTR.findall(m.group(1)))
-    empty = _EMPTY_CELLS.findall(region)  # (ref, s, t): a styled cell with nothing in it, most of a form
-    full = _FULL_CELLS.findall(region)
     cells = Cells()
-    cells.empty = dict((ref, (s, t)) for ref, s, t in empty)
-    if len(empty) + len(full) != region.count("<c ") or len(cells.empty) != len(empty):
-        return None  # a cell given twice (the last one counts): the element parser reads it
-    styles: dict[str, int] = {"": 0}
-    for ref, s, t, f, f_attrs, f_text, v_el, v_text, is_el, t_text in full:
-        if ref in cells.empty:
+    empty = cells.empty
+    total = 0
+    pieces = region.split("</row>")
+    last = len(pieces) - 1
+    for i, piece in enumerate(pieces):
+        if i < last:
+            piece += "</row>"
+        rows = _ROWS.get(piece)
+        if rows is None:
+            rows = _rows(piece)
+            if rows is None:
+                return None
+            if len(_ROWS) >= _ROWS_MAX:
+                _ROWS.clear()
+            _ROWS[piece] = rows
+        full, empties, n = rows
+        total += n
+        cells.update(full)
+        empty.update(empties)
+    # a cell given twice (the element parser takes the last): read in full
+    if len(empty) + dict.__len__(cells) != total or not empty.keys().isdisjoint(dict.keys(cells)):
+        return None
+    return cells, prot
+
+
+# Rows as their XML text → what they hold. Returns of one layout repeat most rows byte for byte
+# (labels, styled empty cells, locked history): each is checked against the grammar and read
+# once. Its RawCells are shared by the returns holding that row, and never changed after reading.
+_ROWS: dict[str, tuple[dict[str, RawCell], dict[str, tuple[str, str]], int]] = {}
+_ROWS_MAX = 50_000
+
+
+def _rows(text: str) -> tuple[dict[str, RawCell], dict[str, tuple[str, str]], int] | None:
+    """(cells with content, empty cells as (s, t), how many cells) of a run of ``<row>``s; None
+    unless it is the regular form ``_SHEET_DATA`` describes, each cell given once."""
+    if _SHEET_DATA.fullmatch(text) is None:
+        return None
+    empty = _EMPTY_CELLS.findall(text)  # (ref, s, t): a styled cell with nothing in it, most of a form
+    found = _FULL_CELLS.findall(text)
+    count = text.count("<c ")
+    empties = {ref: (s, t) for ref, s, t in empty}
+    if len(empty) + len(found) != count or len(empties) != len(empty):
+        return None
+    full: dict[str, RawCell] = {}
+    for ref, s, t, f, f_attrs, f_text, v_el, v_text, is_el, t_text in found:
+        if ref in empties or ref in full:
             return None
-        index = styles.get(s)
-        if index is None:
-            index = styles[s] = _style_index(s)
         t = t or None
-        cell = cells[ref] = RawCell(ref, t, None, None, index)
+        cell = full[ref] = RawCell(ref, t, None, None, _style_index(s) if s else 0)
         if f:  # as _read_cell: a shared formula's followers hold no text
             cell.f = _decode(f_text) if f_text else ("(shared)" if _SHARED.search(f_attrs) else "")
         if v_el:
             cell.v = _decode(v_text) if v_text else ("" if t == "str" else None)
         if is_el:
             cell.inline = unescape(_decode(t_text)) if t_text else ""
-    return cells, prot
+    return full, empties, count
 
 
 class Cells(dict):
@@ -533,8 +567,9 @@ _T = r'<t(?: xml:space="preserve")?(?: ?/>|>[^<]*+</t>)'
 _EMPTY_ELEMENT = r'<[A-Za-z]+(?: [A-Za-z]+=' + r'"[^"<]*"' + r')*+ ?/>'
 _RUN = r'<r>(?:<rPr>(?:' + _EMPTY_ELEMENT + r')*+</rPr>)?' + _T + r'</r>'
 _PHONETIC = (r'<rPh(?: [A-Za-z]+="[^"<]*")*+>' + _T + r'</rPh>|<phoneticPr(?: [A-Za-z]+="[^"<]*")*+ ?/>')
-_SST = re.compile(r'<sst(?: [\w:]+="[^"<]*")*+>((?:' + _WS + r'<si>(?:' + _T + r'|' + _RUN + r')*+(?:'
-                  + _PHONETIC + r')*+</si>)*+' + _WS + r')</sst>' + _WS)
+_SST_OPEN = re.compile(r'<sst(?: [\w:]+="[^"<]*")*+>')
+# what follows an "<si>" to the next one: the <si>'s content, "</si>", whitespace
+_SI_PIECE = re.compile(r'(?:' + _T + r'|' + _RUN + r')*+(?:' + _PHONETIC + r')*+</si>' + _WS)
 # in one <si>'s piece: its texts, and furigana skipped whole
 _SI_TEXT = re.compile(r'<t(?: xml:space="preserve")?>([^<]*)</t>|<rPh\b(?:[^<]|<(?!/rPh>))*</rPh>')
 
@@ -547,36 +582,31 @@ def _fast_strings(data: bytes) -> list[str] | None:
     text, body = found
     if body < 0 or xml_shape(data) != REGULAR:
         return None
-    root = _SST.fullmatch(text, body)
-    if root is None:
+    root = _SST_OPEN.match(text, body)
+    end = len(text.rstrip(" \t\n")) - 6
+    if root is None or text[end:end + 6] != "</sst>" or end < root.end():
         return None
-    return Strings(root.group(1).split("<si>")[1:])
+    pieces = text[root.end():end].split("<si>")
+    if pieces[0].strip(" \t\n"):
+        return None
+    out = []
+    for piece in pieces[1:]:
+        string = _SI_PIECES.get(piece)
+        if string is None:
+            if _SI_PIECE.fullmatch(piece) is None:
+                return None
+            string = "".join(unescape(_decode(t)) for t in _SI_TEXT.findall(piece) if t)
+            if len(_SI_PIECES) >= _SI_PIECES_MAX:
+                _SI_PIECES.clear()
+            _SI_PIECES[piece] = string
+        out.append(string)
+    return out
 
 
-class Strings(Sequence):
-    """Shared strings read from their ``<si>`` pieces when first looked at (a return's panel
-    messages and the long ``_meta`` texts are many, and check looks at few of them)."""
-
-    def __init__(self, pieces: list[str]) -> None:
-        self._pieces = pieces
-        self._texts: list[str | None] = [None] * len(pieces)
-
-    def __len__(self) -> int:
-        return len(self._pieces)
-
-    def __getitem__(self, index):  # an int as a list takes it (negative from the end); a slice
-        if isinstance(index, slice):
-            return [self[i] for i in range(len(self))[index]]
-        text = self._texts[index]
-        if text is None:
-            text = self._texts[index] = "".join(
-                unescape(_decode(t)) for t in _SI_TEXT.findall(self._pieces[index]) if t)
-        return text
-
-    def __eq__(self, other: object) -> bool:
-        return list(self) == (list(other) if isinstance(other, Strings) else other)
-
-    __hash__ = None  # type: ignore[assignment]
+# An <si>'s XML text → its string. A layout's returns share most of them (labels, the panel's
+# messages), so each is checked against the grammar and decoded once.
+_SI_PIECES: dict[str, str] = {}
+_SI_PIECES_MAX = 50_000
 
 
 # One column's formulas, for a part that is compared, never read as data (the _check sheet).
