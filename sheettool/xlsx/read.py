@@ -474,7 +474,7 @@ def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None
 # (labels, styled empty cells, locked history): each is checked against the grammar and read
 # once. Its RawCells are shared by the returns holding that row, and never changed after reading.
 _ROWS: dict[str, tuple[dict[str, RawCell], dict[str, tuple[str, str]], int]] = {}
-_ROWS_MAX = 50_000
+_ROWS_MAX = 4_000  # about 10 MB; a layout repeats a few hundred rows
 
 
 def _rows(text: str) -> tuple[dict[str, RawCell], dict[str, tuple[str, str]], int] | None:
@@ -606,7 +606,7 @@ def _fast_strings(data: bytes) -> list[str] | None:
 # An <si>'s XML text → its string. A layout's returns share most of them (labels, the panel's
 # messages), so each is checked against the grammar and decoded once.
 _SI_PIECES: dict[str, str] = {}
-_SI_PIECES_MAX = 50_000
+_SI_PIECES_MAX = 4_000
 
 
 # One column's formulas, for a part that is compared, never read as data (the _check sheet).
