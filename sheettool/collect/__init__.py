@@ -33,11 +33,11 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from .. import findings, membudget, signing
 from ..fileio import OutputError, atomic_output
@@ -50,6 +50,7 @@ from .ledger import (
     archive_content,
     archive_ext,
     relpath_for,
+    relpath_text,
     sha256_bytes,
     workspace_for,
 )
@@ -113,18 +114,33 @@ _KINDS = ((stat.S_ISFIFO, "名前付きパイプ（FIFO）"), (stat.S_ISSOCK, "�
           (stat.S_ISCHR, "デバイス"), (stat.S_ISBLK, "デバイス"))
 
 
-def scan_inbox(inbox: Path, exclude: tuple[Path, ...] = ()) -> tuple[list[tuple[Path, os.stat_result]], list[InboxNote]]:
-    """Every regular file under ``inbox`` to read (sorted, with its lstat), and a note for
-    everything else found there. Nothing is followed or opened; ``exclude`` (the store and
-    the master book, should a caller put them there) is left out in silence."""
+class InboxFile(NamedTuple):
+    """A regular file of the inbox, as its ``lstat`` saw it (small: an inbox may hold 100,000)."""
+
+    path: str
+    relpath: str  # as the ledger stores it (relpath_for)
+    size: int
+    mtime_ns: int
+
+
+def scan_inbox(inbox: Path, exclude: tuple[Path, ...] = ()) -> tuple[list[InboxFile], list[InboxNote]]:
+    """Every regular file under ``inbox`` to read (sorted), and a note for everything else found
+    there. Nothing is followed or opened; ``exclude`` (the store and the master book, should a
+    caller put them there) is left out in silence."""
     excluded = {p.resolve() for p in exclude}
-    files: list[tuple[Path, os.stat_result]] = []
+    ids = set()
+    for p in excluded:
+        with suppress(OSError):
+            st = p.stat()
+            ids.add((st.st_dev, st.st_ino))
+    files: list[InboxFile] = []
     notes: list[InboxNote] = []
-    _scan(inbox, inbox, excluded, files, notes)
+    _scan(inbox, inbox, "", (excluded, ids), files, notes)
     return files, notes
 
 
-def _scan(inbox: Path, folder: Path, excluded: set[Path], files: list, notes: list[InboxNote]) -> None:
+def _scan(inbox: Path, folder: Path, prefix: str, excluded: tuple[set[Path], set[tuple[int, int]]],
+          files: list[InboxFile], notes: list[InboxNote]) -> None:
     try:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
@@ -132,36 +148,37 @@ def _scan(inbox: Path, folder: Path, excluded: set[Path], files: list, notes: li
         notes.append(_note(inbox, folder, UNREADABLE, "C816", detail=e.strerror or type(e).__name__))
         return
     folders = []
+    paths, ids = excluded
     for entry in entries:
-        path = Path(entry.path)
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as e:
-            notes.append(_note(inbox, path, UNREADABLE, "C816", detail=e.strerror or type(e).__name__))
+            notes.append(_note(inbox, Path(entry.path), UNREADABLE, "C816", detail=e.strerror or type(e).__name__))
             continue
-        if path.resolve() in excluded:
+        # the store or the master book itself, or a link to them (by inode: no path resolved per file)
+        if (st.st_dev, st.st_ino) in ids or (stat.S_ISLNK(st.st_mode) and Path(entry.path).resolve() in paths):
             continue
         name = entry.name
         if stat.S_ISLNK(st.st_mode):
-            notes.append(_note(inbox, path, UNREADABLE, "C813"))
+            notes.append(_note(inbox, Path(entry.path), UNREADABLE, "C813"))
         elif stat.S_ISDIR(st.st_mode):
             if name.startswith(".sheettool-"):  # a killed run's temp folder (master book spill)
-                notes.append(_note(inbox, path, EXCLUDED, "C814"))
+                notes.append(_note(inbox, Path(entry.path), EXCLUDED, "C814"))
             else:
-                folders.append(path)
+                folders.append(entry)
         elif not stat.S_ISREG(st.st_mode):
             kind = next((what for test, what in _KINDS if test(st.st_mode)), "特殊なファイル")
-            notes.append(_note(inbox, path, UNREADABLE, "C812", kind=kind))
+            notes.append(_note(inbox, Path(entry.path), UNREADABLE, "C812", kind=kind))
         elif name.startswith("~$"):
-            notes.append(_note(inbox, path, EXCLUDED, "C811"))
+            notes.append(_note(inbox, Path(entry.path), EXCLUDED, "C811"))
         elif name.startswith(".tmp-"):  # fileio.TempOutput's, left by a killed run
-            notes.append(_note(inbox, path, EXCLUDED, "C814"))
+            notes.append(_note(inbox, Path(entry.path), EXCLUDED, "C814"))
         elif name.lower() in OS_FILES or name.startswith("._"):
-            notes.append(_note(inbox, path, EXCLUDED, "C815"))
+            notes.append(_note(inbox, Path(entry.path), EXCLUDED, "C815"))
         else:
-            files.append((path, st))
+            files.append(InboxFile(entry.path, prefix + relpath_text(name), st.st_size, st.st_mtime_ns))
     for sub in folders:
-        _scan(inbox, sub, excluded, files, notes)
+        _scan(inbox, Path(sub.path), prefix + relpath_text(sub.name) + "/", excluded, files, notes)
 
 
 def _note(inbox: Path, path: Path, status: str, code: str, **params: Any) -> InboxNote:
@@ -171,8 +188,8 @@ def _note(inbox: Path, path: Path, status: str, code: str, **params: Any) -> Inb
 
 def inbox_files(inbox: Path, exclude: tuple[Path, ...] = ()) -> Iterator[Path]:
     """The regular files ``scan_inbox`` reads as submissions, sorted."""
-    for path, _ in scan_inbox(inbox, exclude)[0]:
-        yield path
+    for file in scan_inbox(inbox, exclude)[0]:
+        yield Path(file.path)
 
 
 def _read_regular(path: str) -> bytes:
@@ -250,11 +267,11 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
         tasks = []
         files, result.inbox_notes = scan_inbox(inbox, exclude=(workspace, master))
         seen = []  # (task, the content hash recorded for its path, size and mtime)
-        for path, st in files:
+        store = str(workspace)
+        for file in files:
             result.seen += 1
-            rel = relpath_for(inbox, path)
-            task = _Task(str(path), rel, st.st_mtime_ns, str(workspace), known, key)
-            sha = ledger.known_sha(rel, st.st_size, st.st_mtime_ns)
+            task = _Task(file.path, file.relpath, file.mtime_ns, store, known, key)
+            sha = ledger.known_sha(file.relpath, file.size, file.mtime_ns)
             if sha is not None and ledger.has_result(sha):
                 seen.append((task, sha))
             else:
@@ -268,6 +285,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
             else:
                 tasks.append(task)
         ledger.record_seen(unchanged)
+        del files, seen, unchanged  # before the workers are forked: they would each carry them
         show = sys.stderr.isatty() if progress is None else progress
         for done, (task, sha, data, checked) in enumerate(_run(tasks, jobs), start=1):
             signing.assess(checked, register)  # before it is stored: the stored result is final

@@ -155,6 +155,7 @@ __all__ = [
     "archive_content",
     "archive_ext",
     "relpath_for",
+    "relpath_text",
     "sha256_bytes",
     "workspace_for",
 ]
@@ -378,6 +379,11 @@ def relpath_for(inbox: str | Path, path: str | Path) -> str:
     """
     rel = Path(path).relative_to(Path(inbox))
     return _text(rel.as_posix())
+
+
+def relpath_text(name: str) -> str:
+    """One file or folder name as ``relpath_for`` puts it in a relative path."""
+    return _text(name)
 
 
 def _text(name: str) -> str:
