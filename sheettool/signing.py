@@ -36,6 +36,7 @@ import hmac
 import json
 import os
 import secrets
+import sqlite3
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -224,19 +225,23 @@ def verify(meta: Mapping[str, Any], key: Key | None) -> list[findings.Finding]:
     return []
 
 
-@dataclass
 class Register:
     """What was issued: each signature's identity, and the projects issued signed.
 
-    Read when first asked (a rerun that checks nothing never reads it), and held compactly: a
-    signature as its 32 bytes and an identity tuple, whose template ids and years are shared,
-    so 100,000 issued workbooks take about 20 MB, not the whole entries' 150.
+    The JSON Lines file is the record (append-only, written by generate). Next to it,
+    ``<register>.sqlite`` indexes it: each run reads only the lines added since the last, and a
+    lookup costs no memory, so collect stays flat however many workbooks were ever issued. The
+    index is derived data: rebuilt when the register was rewritten or truncated, and where it
+    cannot be written (a read-only key folder) the register is read into memory instead.
+    Read when first asked: a rerun that checks nothing never opens it.
     """
 
-    path: Path
-    _issued: dict[bytes | str, tuple[str, int, str]] | None = None
-    _signed: set[tuple[str, int, str]] = field(default_factory=set)  # (template, fiscal year, project)
-    _broken: int = 0
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._memory: dict[bytes, tuple[str, int, str]] | None = None
+        self._signed: set[tuple[str, int, str]] = set()
+        self._broken = 0
 
     @classmethod
     def load(cls, path: Path) -> Register | None:
@@ -251,47 +256,43 @@ class Register:
             raise KeyFileError(f"発行記録 {path} を読み取れません（通常のファイルではないか、読み取りが許可されていません）。")
         return cls(path)
 
-    def _read(self) -> dict[bytes | str, tuple[str, int, str]]:
-        if self._issued is not None:
-            return self._issued
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            text = ""
-        except (OSError, UnicodeDecodeError) as e:
-            raise KeyFileError(f"発行記録 {self.path} を読み取れません（{getattr(e, 'strerror', None) or e}）。") from None
-        self._issued = {}
-        shared: dict[Any, Any] = {}
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            try:
-                self.add(json.loads(line), shared)
-            except (ValueError, TypeError, KeyError, AttributeError):
-                self._broken += 1
-        return self._issued
+    @property
+    def index_path(self) -> Path:
+        return self.path.with_suffix(".sqlite")
 
-    def add(self, entry: dict[str, Any], shared: dict[Any, Any] | None = None) -> None:
-        issued = self._read() if self._issued is None else self._issued
-        template, fy, no = _identity(entry)
-        if shared is not None:  # one object per template id and year across the register
-            template, fy = shared.setdefault(template, template), shared.setdefault(("fy", fy), fy)
-        identity = (template, fy, no)
-        issued[_signature_key(str(entry["signature"]))] = identity
-        self._signed.add(identity)
+    def _read(self) -> None:
+        if self._db is not None or self._memory is not None:
+            return
+        try:
+            self._db = _open_index(self.index_path)
+            self._broken = _update_index(self._db, self.path)
+        except (sqlite3.Error, OSError):
+            if self._db is not None:
+                self._db.close()
+            self._db = None
+            self._memory, self._signed, self._broken = _read_into_memory(self.path)
 
     def issued(self, signature: str) -> tuple[str, int, str] | None:
         """The identity the register holds for ``signature``, None if it was never issued."""
-        return self._read().get(_signature_key(signature))
+        self._read()
+        key = _signature_key(signature)
+        if self._memory is not None:
+            return self._memory.get(key)
+        row = self._db.execute("SELECT template, fiscal_year, project_no FROM issued WHERE signature = ?",
+                               (key,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
 
     def signed(self, identity: tuple[str, int, str]) -> bool:
         """Was this project of this template and year issued signed?"""
         self._read()
-        return identity in self._signed
+        if self._memory is not None:
+            return identity in self._signed
+        return self._db.execute("SELECT 1 FROM signed WHERE template = ? AND fiscal_year = ? AND project_no = ?",
+                                identity).fetchone() is not None
 
     @property
     def was_read(self) -> bool:
-        return self._issued is not None
+        return self._db is not None or self._memory is not None
 
     @property
     def broken(self) -> int:
@@ -300,13 +301,96 @@ class Register:
         return self._broken
 
 
-def _signature_key(signature: str) -> bytes | str:
-    """A hex signature as its bytes (less than half the memory); anything else as given."""
+_INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS issued (signature BLOB PRIMARY KEY, template TEXT, fiscal_year INTEGER,
+                                   project_no TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signed (template TEXT, fiscal_year INTEGER, project_no TEXT,
+                                   PRIMARY KEY (template, fiscal_year, project_no)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+"""
+_HEAD = 4096  # bytes of the register that identify it: another file (rewritten, replaced) is indexed anew
+
+
+def _open_index(path: Path) -> sqlite3.Connection:
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # private, as the register
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        db.executescript(_INDEX_SCHEMA)
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
+
+
+def _update_index(db: sqlite3.Connection, register: Path) -> int:
+    """Index the lines added to ``register`` since the last run; the count of unreadable lines."""
+    with register.open("rb") as f:
+        head = hashlib.sha256(f.read(_HEAD)).hexdigest()
+        db.execute("BEGIN IMMEDIATE")  # one run at a time brings the index up to date
+        try:
+            state = dict(db.execute("SELECT key, value FROM state"))
+            offset, broken = int(state.get("offset", 0)), int(state.get("broken", 0))
+            size = os.fstat(f.fileno()).st_size
+            if state.get("head") != head or offset > size or (offset < _HEAD and offset != 0):
+                db.execute("DELETE FROM issued")
+                db.execute("DELETE FROM signed")
+                offset, broken = 0, 0
+            f.seek(offset)
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break  # being written by generate: the next run reads it whole
+                offset += len(line)
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                    identity = _identity(entry)
+                    key = _signature_key(str(entry["signature"]))
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    broken += 1
+                    continue
+                db.execute("INSERT OR REPLACE INTO issued VALUES (?, ?, ?, ?)", (key, *identity))
+                db.execute("INSERT OR IGNORE INTO signed VALUES (?, ?, ?)", identity)
+            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                           [("offset", offset), ("broken", broken), ("head", head if offset >= _HEAD else "")])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return broken
+
+
+def _read_into_memory(path: Path) -> tuple[dict[bytes, tuple[str, int, str]], set[tuple[str, int, str]], int]:
+    """The register without its index: (signature → identity, identities issued signed, unreadable lines)."""
+    issued: dict[bytes, tuple[str, int, str]] = {}
+    signed: set[tuple[str, int, str]] = set()
+    broken = 0
+    try:
+        with path.open("rb") as f:
+            for line in f:  # line by line: the file may be tens of megabytes
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                    identity = _identity(entry)
+                    issued[_signature_key(str(entry["signature"]))] = identity
+                    signed.add(identity)
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    broken += 1
+    except OSError as e:
+        raise KeyFileError(f"発行記録 {path} を読み取れません（{e.strerror or e}）。") from None
+    return issued, signed, broken
+
+
+def _signature_key(signature: str) -> bytes:
+    """A hex signature as its 32 bytes; anything else as its UTF-8, marked so the two never meet."""
     text = signature.strip().lower()
     try:
-        return bytes.fromhex(text) if len(text) == 64 else text
+        if len(text) == 64:
+            return bytes.fromhex(text)
     except ValueError:
-        return text
+        pass
+    return b"t:" + text.encode("utf-8", "surrogatepass")
 
 
 def _identity(values: Mapping[str, Any]) -> tuple[str, int, str]:
