@@ -33,7 +33,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -98,7 +98,7 @@ class CollectResult:
     to_chase: list[Chase] = field(default_factory=list)  # 要修正, 受付不可, 読取不可, 未提出
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Task:
     path: str
     relpath: str
@@ -256,7 +256,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
         known = ((given.id, str(given.directory)),)
     key = signing.resolve(key)
     register = _register(key, result.notes)
-    with Ledger.open(workspace) as ledger:
+    with Ledger.open(workspace) as ledger, _workers(jobs) as pool:
         ledger.tidy()  # half-written archive files of a killed run
         # results an older version stored that cannot be read back are checked again from the archive
         ledger.repair_results(lambda data, rel: _check_again(data, rel, known, key))
@@ -287,7 +287,7 @@ def collect(inbox: str | Path, master: str | Path, *, store: str | Path | None =
         ledger.record_seen(unchanged)
         del files, seen, unchanged  # before the workers are forked: they would each carry them
         show = sys.stderr.isatty() if progress is None else progress
-        for done, (task, sha, data, checked) in enumerate(_run(tasks, jobs), start=1):
+        for done, (task, sha, data, checked) in enumerate(_run(tasks, jobs, pool), start=1):
             signing.assess(checked, register)  # before it is stored: the stored result is final
             # content already known (a copy under another name) keeps its first result
             ledger.record(task.relpath, data, sha, task.mtime_ns, checked)
@@ -516,8 +516,41 @@ def _worker_start() -> None:
     membudget.apply_worker_budget()  # a file needing more memory fails alone, as F123
 
 
-def _run(tasks: list[_Task], jobs: int | None) -> Iterator[tuple[_Task, str, bytes | Archived, CheckResult]]:
-    """Each task's outcome, in order; a worker that dies (killed, crashed) costs one file, not the batch."""
+@contextmanager
+def _workers(jobs: int | None) -> Iterator[ProcessPoolExecutor | None]:
+    """The worker processes, started before the inbox is scanned.
+
+    Forked workers carry what their parent held when they started; started first, they do
+    not each carry the list of every file in the inbox (100,000 files: some 100 MB apiece).
+    """
+    jobs = jobs or os.cpu_count() or 1
+    if jobs <= 1:
+        yield None
+        return
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start)
+    try:
+        try:
+            # each call submitted while no worker is idle yet starts one more
+            for started in [pool.submit(_ready) for _ in range(jobs)]:
+                started.result()
+        except BrokenProcessPool:  # _run starts its own when it needs them
+            yield None
+        else:
+            yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    pass
+
+
+def _run(tasks: list[_Task], jobs: int | None,
+         started: ProcessPoolExecutor | None = None) -> Iterator[tuple[_Task, str, bytes | Archived, CheckResult]]:
+    """Each task's outcome, in order; a worker that dies (killed, crashed) costs one file, not the batch.
+
+    ``started``: workers to use first (``_workers``); after a worker died, new ones take over.
+    """
     jobs = jobs or os.cpu_count() or 1
     if jobs <= 1 or len(tasks) < PARALLEL_MIN:
         yield from map(_work, tasks)
@@ -526,7 +559,8 @@ def _run(tasks: list[_Task], jobs: int | None) -> Iterator[tuple[_Task, str, byt
     while pending:
         done = 0
         try:
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) as pool:
+            with (started or ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start)) as pool:
+                started = None  # a broken pool is never used again
                 # A bounded window of chunks in flight (pool.map would submit them all): when the
                 # workers outrun the recording here, finished results must not pile up in memory.
                 chunks = (pending[i:i + _CHUNK] for i in range(0, len(pending), _CHUNK))
