@@ -34,10 +34,13 @@ class Context:
     record: dict[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     trusted_formulas: set[tuple[str, str]] = field(default_factory=set)  # (sheet, cell) holding our formula
+    _plan: Plan | None = field(default=None, repr=False)
 
     def plan(self) -> Plan:
         """This layout's derived tables (plan.py), shared with every return of the same layout."""
-        return plan_for(self.tpl, self.placement, self.sheet_name, self.book.names)
+        if self._plan is None:
+            self._plan = plan_for(self.tpl, self.placement, self.sheet_name, self.book.names)
+        return self._plan
 
     def cell(self, placed: Placed) -> str:
         return self.addresses.get(placed.name, placed.cell)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..memo import remember
 from ..spec import Placed, Placement, Template
 from ..spec import formula as fx
 from ..xlsx.read import is_cell, split_ref
@@ -68,11 +69,8 @@ def plan_for(tpl: Template, placement: Placement, sheet_name: str, names: dict[s
     plan = _PLANS.get(key)
     if plan is not None and plan.tpl is tpl and plan.names is names and plan.placement is placement:
         return plan
-    plan = _build(tpl, placement, sheet_name, names)
-    if len(_PLANS) >= _PLANS_MAX:
-        _PLANS.clear()
-    _PLANS[key] = plan  # holds tpl and names, so neither id can be reused while it is cached
-    return plan
+    # the plan holds tpl and names, so neither id can be reused while it is cached
+    return remember(_PLANS, key, _build(tpl, placement, sheet_name, names), _PLANS_MAX)
 
 
 def _build(tpl: Template, placement: Placement, sheet_name: str, names: dict[str, str]) -> Plan:

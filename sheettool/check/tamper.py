@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import findings
 from ..findings import Finding
+from ..memo import remember
 from ..spec import DEFAULT_TEMPLATE, Placed, Template, TemplateError, load
 from ..spec.live import live_checks
 from ..xlsx import meta as meta_mod
@@ -233,9 +234,7 @@ def check_panel(ctx: Context) -> None:
         if changed != []:  # irregular, or a difference: said only as the element parser reads the part
             cells = ctx.book.read_sheet(sheet).cells
             changed = _changed_flags(expected, {ref: c.f for ref, c in cells.items() if ref.startswith("B")})
-        if len(_PANEL_VERDICTS) >= 256:
-            _PANEL_VERDICTS.clear()
-        _PANEL_VERDICTS[key] = (plan, changed)
+        remember(_PANEL_VERDICTS, key, (plan, changed), 256)
     if changed:
         ctx.add("T240", count=len(changed), cell=changed[0])
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
+from ..memo import remember
 from .safety import Package
 from .text import unescape
 
@@ -96,10 +97,7 @@ class Book:
         key = (parse, hashlib.sha256(data).digest())
         cached = _PARSED.get(key)
         if cached is None:
-            cached = parse(self.pkg.elements(part, wanted, data))
-            if len(_PARSED) >= _PARSED_MAX:
-                _PARSED.clear()
-            _PARSED[key] = cached
+            cached = remember(_PARSED, key, parse(self.pkg.elements(part, wanted, data)), _PARSED_MAX)
         return cached
 
     @cached_property
@@ -378,11 +376,6 @@ def _depth(head: str) -> int:
     return tags.count("<") - 2 * ends - tags.count("/>")
 
 
-def well_formed(data: bytes) -> bool:
-    """Is ``data`` well-formed XML?"""
-    return xml_shape(data) != MALFORMED
-
-
 MALFORMED, IRREGULAR, REGULAR = 0, 1, 2
 
 
@@ -457,9 +450,7 @@ def _fast_sheet(data: bytes) -> tuple[dict[str, RawCell], dict[str, str]] | None
             rows = _rows(piece)
             if rows is None:
                 return None
-            if len(_ROWS) >= _ROWS_MAX:
-                _ROWS.clear()
-            _ROWS[piece] = rows
+            remember(_ROWS, piece, rows, _ROWS_MAX)
         full, empties, n = rows
         total += n
         cells.update(full)
@@ -595,10 +586,8 @@ def _fast_strings(data: bytes) -> list[str] | None:
         if string is None:
             if _SI_PIECE.fullmatch(piece) is None:
                 return None
-            string = "".join(unescape(_decode(t)) for t in _SI_TEXT.findall(piece) if t)
-            if len(_SI_PIECES) >= _SI_PIECES_MAX:
-                _SI_PIECES.clear()
-            _SI_PIECES[piece] = string
+            string = remember(_SI_PIECES, piece, "".join(unescape(_decode(t)) for t in _SI_TEXT.findall(piece) if t),
+                              _SI_PIECES_MAX)
         out.append(string)
     return out
 
